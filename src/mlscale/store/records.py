@@ -1,0 +1,77 @@
+"""Plain records the metadata store hands out. JSON-able fields are plain dicts and lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One immutable version of a dataset: ``name@version``."""
+
+    name: str
+    version: int
+    content_hash: str  # sha256 over the schema and the part hashes: equal content, equal hash
+    num_rows: int
+    num_quarantined: int
+    schema: dict[str, Any]  # {"columns": [{"name", "type", "nullable"}, ...]}
+    parts: list[str]  # artifact sha256 of each Parquet part, in order
+    quarantine: list[str]  # artifact sha256 of each quarantine Parquet part
+    profile_sha: str  # artifact sha256 of the profile JSON
+    source: dict[str, Any]  # {"uri", "format", "bytes", ...}
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training (or later tuning) execution."""
+
+    id: str
+    kind: str  # "train"
+    status: str  # "running" | "finished" | "failed"
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    dataset: str | None  # "name@version"
+    env: dict[str, Any]
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version: ``name@version``, with everything needed to serve it."""
+
+    name: str
+    version: int
+    flavor: str  # "lightgbm" | "logistic" ...
+    artifact_sha: str  # the model file in the library's own format
+    signature: dict[str, Any]
+    metrics: dict[str, float]
+    profile_sha: str  # training profile: the reference for drift
+    run_id: str | None
+    dataset: str | None  # "name@version"
+    created_at: datetime
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias (kept forever, so a move can be audited and undone)."""
+
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    at: datetime

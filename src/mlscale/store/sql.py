@@ -1,0 +1,550 @@
+"""The metadata store on SQLAlchemy: SQLite (WAL) by default, PostgreSQL by URL.
+
+Opening a store runs the Alembic migrations in ``migrations/`` up to head; the tables below must
+agree with them (``tests/store/test_metadata_contract.py`` compares the two).
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     store = SqlMetadataStore(f"sqlite:///{tmp}/metadata.db")
+...     run = store.create_run("train", params={"lr": 0.1}, dataset=None)
+...     print(store.get_run(run.id).status)
+...     store.close()
+running
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from uuid import uuid4
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+from mlscale._lazy import require
+from mlscale.errors import ConfigError, NotFoundError, UserError
+from mlscale.refs import Ref, check_name
+from mlscale.store.metadata import BaseMetadataStore
+from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# An attempt fails only when a concurrent writer took the same version number, so up to this many
+# concurrent writers on one name all succeed.
+_ATTEMPTS = 10
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# Any fixed number: every process that migrates a PostgreSQL database takes this advisory lock.
+_MIGRATION_LOCK = 0x6D6C7363616C65
+# Alembic's ``context`` is process-global, so one migration at a time per process, whatever the
+# database. Taken before any database lock, so it cannot be part of a lock cycle.
+_MIGRATING = threading.Lock()
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always reads back aware UTC (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("num_rows", sa.BigInteger, nullable=False),
+    sa.Column("num_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("schema", sa.JSON, nullable=False),
+    sa.Column("parts", sa.JSON, nullable=False),
+    sa.Column("quarantine", sa.JSON, nullable=False),
+    sa.Column("profile_sha", sa.String(64), nullable=False),
+    sa.Column("source", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("name", "content_hash", name="uq_dataset_versions_name_content_hash"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("dataset", sa.String(256), nullable=True),
+    sa.Column("env", sa.JSON, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_runs_started_at", "started_at"),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("flavor", sa.String(64), nullable=False),
+    sa.Column("artifact_sha", sa.String(64), nullable=False),
+    sa.Column("signature", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("profile_sha", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("dataset", sa.String(256), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_model_versions_run_id_runs"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        name="fk_aliases_model_versions",
+    ),
+)
+
+alias_events = sa.Table(
+    "alias_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("alias", sa.String(128), nullable=False),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Index("ix_alias_events_name", "name"),
+)
+
+
+class SqlMetadataStore(BaseMetadataStore):
+    """The metadata store on one SQLite file or one PostgreSQL database, migrated on open.
+
+    ``url`` is ``sqlite:///PATH/metadata.db`` or ``postgresql://USER@HOST/DATABASE``. Call
+    :meth:`close` when done.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = _create_engine(url)
+        # On SQLite, writes take the write lock when they begin: see _on_sqlite_begin.
+        self._writer = self._engine.execution_options(mlscale_write=True)
+        try:
+            with _MIGRATING, self._writer.begin() as conn:
+                _migrate(conn)
+        except sa.exc.OperationalError as exc:
+            self._engine.dispose()
+            raise ConfigError(
+                f"cannot open the metadata database {_masked(url)}: {_reason(exc)}"
+            ) from exc
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlMetadataStore({_masked(self.url)!r})"
+
+    # -- datasets ---------------------------------------------------------------------------
+    def add_dataset_version(
+        self,
+        name: str,
+        *,
+        content_hash: str,
+        num_rows: int,
+        num_quarantined: int,
+        schema: dict[str, Any],
+        parts: list[str],
+        quarantine: list[str],
+        profile_sha: str,
+        source: dict[str, Any],
+    ) -> tuple[DatasetVersion, bool]:
+        check_name(name, "dataset name")
+        t = dataset_versions
+
+        def add(conn: Connection) -> tuple[DatasetVersion, bool]:
+            same = sa.select(t).where(t.c.name == name, t.c.content_hash == content_hash)
+            existing = conn.execute(same).one_or_none()
+            if existing is not None:
+                return _record(DatasetVersion, existing), False
+            row = {
+                "name": name,
+                "version": _next_version(conn, t, name),
+                "content_hash": content_hash,
+                "num_rows": num_rows,
+                "num_quarantined": num_quarantined,
+                "schema": schema,
+                "parts": parts,
+                "quarantine": quarantine,
+                "profile_sha": profile_sha,
+                "source": source,
+                "created_at": _now(),
+            }
+            conn.execute(t.insert().values(row))
+            return _record(DatasetVersion, row), True
+
+        return self._write(add)
+
+    def get_dataset_version(self, ref: Ref) -> DatasetVersion:
+        t = dataset_versions
+        with self._engine.connect() as conn:
+            has_alias = ref.version is None and ref.alias != "latest"
+            row = None if has_alias else conn.execute(_pick(t, ref)).one_or_none()
+            if row is None:
+                self._not_found(conn, t, "dataset", ref)
+            return _record(DatasetVersion, row)
+
+    def list_datasets(self) -> list[DatasetVersion]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(_latest_of_each(dataset_versions))
+            return [_record(DatasetVersion, r) for r in rows]
+
+    def list_dataset_versions(self, name: str) -> list[DatasetVersion]:
+        """Every version of one dataset, oldest first; empty for an unknown name."""
+        t = dataset_versions
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.name == name).order_by(t.c.version))
+            return [_record(DatasetVersion, r) for r in rows]
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(self, kind: str, *, params: dict[str, Any], dataset: str | None) -> Run:
+        row = {
+            "id": uuid4().hex,
+            "kind": kind,
+            "status": "running",
+            "params": params,
+            "metrics": {},
+            "dataset": dataset,
+            "env": {},
+            "started_at": _now(),
+            "ended_at": None,
+            "duration_s": None,
+            "error": None,
+        }
+        with self._writer.begin() as conn:
+            conn.execute(runs.insert().values(row))
+        return _record(Run, row)
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        metrics: dict[str, float],
+        env: dict[str, Any],
+        error: str | None = None,
+    ) -> Run:
+        """Record the outcome; ``duration_s`` is the time since :meth:`create_run`."""
+        this_run = runs.c.id == run_id
+        with self._writer.begin() as conn:
+            started_at = conn.scalar(sa.select(runs.c.started_at).where(this_run))
+            if started_at is None:
+                self._run_not_found(conn, run_id)
+            ended_at = _now()
+            duration_s = (ended_at - started_at).total_seconds()
+            conn.execute(
+                runs.update()
+                .where(this_run)
+                .values(
+                    status=status,
+                    metrics=metrics,
+                    env=env,
+                    error=error,
+                    ended_at=ended_at,
+                    duration_s=duration_s,
+                )
+            )
+            return _record(Run, conn.execute(sa.select(runs).where(this_run)).one())
+
+    def get_run(self, run_id: str) -> Run:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).one_or_none()
+            if row is None:
+                self._run_not_found(conn, run_id)
+            return _record(Run, row)
+
+    def list_runs(self, limit: int = 50) -> list[Run]:
+        """Newest first."""
+        query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)
+        with self._engine.connect() as conn:
+            return [_record(Run, r) for r in conn.execute(query)]
+
+    # -- models -----------------------------------------------------------------------------
+    def add_model_version(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        artifact_sha: str,
+        signature: dict[str, Any],
+        metrics: dict[str, float],
+        profile_sha: str,
+        run_id: str | None,
+        dataset: str | None,
+    ) -> ModelVersion:
+        check_name(name, "model name")
+        t = model_versions
+
+        def add(conn: Connection) -> ModelVersion:
+            # Checked first so that an unknown run is a clear error, not a foreign key violation.
+            known = sa.select(runs.c.id).where(runs.c.id == run_id)
+            if run_id is not None and conn.scalar(known) is None:
+                self._run_not_found(conn, run_id)
+            row = {
+                "name": name,
+                "version": _next_version(conn, t, name),
+                "flavor": flavor,
+                "artifact_sha": artifact_sha,
+                "signature": signature,
+                "metrics": metrics,
+                "profile_sha": profile_sha,
+                "run_id": run_id,
+                "dataset": dataset,
+                "created_at": _now(),
+            }
+            conn.execute(t.insert().values(row))
+            return _record(ModelVersion, row, aliases=[])
+
+        return self._write(add)
+
+    def get_model_version(self, ref: Ref) -> ModelVersion:
+        t = model_versions
+        if ref.version is None and ref.alias != "latest":
+            same = (aliases.c.name == t.c.name) & (aliases.c.version == t.c.version)
+            query = sa.select(t).join(aliases, same)
+            query = query.where(aliases.c.name == ref.name, aliases.c.alias == ref.alias)
+        else:
+            query = _pick(t, ref)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+            if row is None:
+                self._not_found(conn, t, "model", ref)
+            return _record(ModelVersion, row, aliases=_aliases(conn, ref.name).get(row.version, []))
+
+    def list_models(self) -> list[ModelVersion]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(_latest_of_each(model_versions)).all()
+            return [
+                _record(ModelVersion, r, aliases=_aliases(conn, r.name).get(r.version, []))
+                for r in rows
+            ]
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of one model, oldest first; empty for an unknown name."""
+        t = model_versions
+        with self._engine.connect() as conn:
+            by_version = _aliases(conn, name)
+            rows = conn.execute(sa.select(t).where(t.c.name == name).order_by(t.c.version))
+            return [_record(ModelVersion, r, aliases=by_version.get(r.version, [])) for r in rows]
+
+    def set_alias(self, name: str, alias: str, version: int) -> AliasEvent:
+        """Point ``name@alias`` at ``version`` (which must exist); ``latest`` is reserved."""
+        check_name(alias, "alias")
+        if alias == "latest":
+            raise UserError(
+                "alias 'latest' is reserved: it always means the highest version; "
+                "choose another name, such as 'production' or 'staging'"
+            )
+        t = model_versions
+
+        def move(conn: Connection) -> AliasEvent:
+            exists = sa.select(t.c.version).where(t.c.name == name, t.c.version == version)
+            if conn.scalar(exists) is None:
+                self._not_found(conn, t, "model", Ref(name, version=version))
+            key = (aliases.c.name == name, aliases.c.alias == alias)
+            current = conn.scalar(sa.select(aliases.c.version).where(*key).with_for_update())
+            if current is None:
+                conn.execute(aliases.insert().values(name=name, alias=alias, version=version))
+            else:
+                conn.execute(aliases.update().where(*key).values(version=version))
+            event = AliasEvent(name, alias, current, version, _now())
+            conn.execute(
+                alias_events.insert().values(
+                    name=name, alias=alias, from_version=current, to_version=version, at=event.at
+                )
+            )
+            return event
+
+        return self._write(move)
+
+    def alias_history(self, name: str) -> list[AliasEvent]:
+        """Every move of every alias of one model, oldest first; empty for an unknown name."""
+        e = alias_events
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(e).where(e.c.name == name).order_by(e.c.id))
+            return [AliasEvent(r.name, r.alias, r.from_version, r.to_version, r.at) for r in rows]
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a write transaction; again if a concurrent writer took its key first."""
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                with self._writer.begin() as conn:
+                    return fn(conn)
+            except sa.exc.IntegrityError:
+                continue
+        with self._writer.begin() as conn:
+            return fn(conn)
+
+    @staticmethod
+    def _not_found(conn: Connection, t: sa.Table, kind: str, ref: Ref) -> NoReturn:
+        """Raise NotFoundError for ``ref``, naming what does exist."""
+        versions = list(conn.scalars(sa.select(t.c.version).where(t.c.name == ref.name)))
+        if not versions:
+            names = conn.scalars(sa.select(t.c.name).distinct().order_by(t.c.name))
+            raise NotFoundError(f"no {kind} named {ref.name!r} ({_listing(f'{kind}s', names)})")
+        if ref.version is not None:
+            what, found = f"version {ref.version}", _listing("versions", sorted(versions))
+        elif t is model_versions:
+            names = sorted(chain(*_aliases(conn, ref.name).values()))
+            what, found = f"alias {ref.alias!r}", _listing("aliases", names)
+        else:
+            what, found = f"alias {ref.alias!r}", "datasets have only versions and 'latest'"
+        raise NotFoundError(f"{kind} {ref.name!r} has no {what} ({found})")
+
+    @staticmethod
+    def _run_not_found(conn: Connection, run_id: str) -> NoReturn:
+        newest = sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(5)
+        ids = ", ".join(conn.scalars(newest))
+        found = f"newest runs: {ids}" if ids else "no runs yet"
+        raise NotFoundError(f"no run with id {run_id!r} ({found})")
+
+
+# -- engine ---------------------------------------------------------------------------------
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"invalid metadata database URL {url!r}: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgresql+psycopg"):
+        require("psycopg", extra="postgres")
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(parsed, connect_args={"connect_timeout": 5})
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        engine = sa.create_engine(parsed)
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+    raise ConfigError(
+        f"unsupported metadata database URL {_masked(url)}: expected sqlite:///PATH "
+        "or postgresql://USER@HOST/DATABASE"
+    )
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _: Any) -> None:
+    # Leave BEGIN to _on_sqlite_begin: the driver's own transaction handling makes DDL
+    # non-transactional and cannot take the write lock up front.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    # A deferred transaction that reads and then writes fails at once ("database is locked") when
+    # another writer committed in between; BEGIN IMMEDIATE waits its turn (busy_timeout) instead.
+    write = conn.get_execution_options().get("mlscale_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _migrate(conn: Connection) -> None:
+    """Upgrade the schema to head inside the caller's transaction, one process at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    # On SQLite the caller's BEGIN IMMEDIATE already serializes migrations.
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+# -- queries --------------------------------------------------------------------------------
+def _next_version(conn: Connection, t: sa.Table, name: str) -> int:
+    return (conn.scalar(sa.select(sa.func.max(t.c.version)).where(t.c.name == name)) or 0) + 1
+
+
+def _pick(t: sa.Table, ref: Ref) -> sa.Select[Any]:
+    """The row of ``name@version`` or ``name@latest``."""
+    query = sa.select(t).where(t.c.name == ref.name)
+    if ref.version is not None:
+        return query.where(t.c.version == ref.version)
+    return query.order_by(t.c.version.desc()).limit(1)
+
+
+def _latest_of_each(t: sa.Table) -> sa.Select[Any]:
+    top = sa.select(t.c.name, sa.func.max(t.c.version).label("version")).group_by(t.c.name)
+    latest = top.subquery()
+    same = (t.c.name == latest.c.name) & (t.c.version == latest.c.version)
+    return sa.select(t).join(latest, same).order_by(t.c.name)
+
+
+def _aliases(conn: Connection, name: str) -> dict[int, list[str]]:
+    """The aliases of model ``name`` by version, sorted."""
+    query = sa.select(aliases).where(aliases.c.name == name).order_by(aliases.c.alias)
+    by_version: dict[int, list[str]] = {}
+    for r in conn.execute(query):
+        by_version.setdefault(r.version, []).append(r.alias)
+    return by_version
+
+
+# -- small things ---------------------------------------------------------------------------
+def _record(cls: type[R], row: Any, **extra: Any) -> R:
+    """Build ``cls`` from a result row or an inserted dict; ``extra`` gives the other fields."""
+    m = row if isinstance(row, dict) else row._mapping
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    return cls(**{n: m[n] for n in names if n not in extra}, **extra)
+
+
+def _listing(label: str, items: Iterable[object]) -> str:
+    shown = [str(i) for i in items]
+    if not shown:
+        return f"no {label} yet"
+    if len(shown) > 10:
+        shown = [*shown[:10], f"... ({len(shown)} in all)"]
+    return f"{label}: {', '.join(shown)}"
+
+
+def _masked(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<invalid URL>"
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc.orig).__name__
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,149 @@
+"""The workspace: the one entry point the CLI, the server and the Python API go through."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlscale.config import CONFIG_FILE, DEFAULT_CONFIG, STATE_DIR, Config
+from mlscale.errors import UserError, WorkspaceNotFoundError
+from mlscale.refs import Ref, check_name
+
+if TYPE_CHECKING:
+    from mlscale.data.ingest import IngestResult
+    from mlscale.models.predictor import Predictor
+    from mlscale.monitor.drift import DriftReport
+    from mlscale.store.artifacts import ArtifactStore
+    from mlscale.store.metadata import BaseMetadataStore
+    from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion
+    from mlscale.train.trainer import TrainResult
+
+
+class Workspace:
+    """A folder with ``mlscale.toml``: its metadata store, artifact store and the verbs on them.
+
+    >>> import tempfile
+    >>> ws = Workspace.init(tempfile.mkdtemp())
+    >>> ws.models()
+    []
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] = ".") -> Workspace:
+        """Create (or reopen) a workspace in ``path``."""
+        root = Path(path).resolve()
+        if root.exists() and not root.is_dir():
+            raise UserError(f"cannot create a workspace in {root}: it is a file")
+        (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        config_path = root / CONFIG_FILE
+        if not config_path.exists():
+            tmp = config_path.with_suffix(".toml.tmp")
+            tmp.write_text(DEFAULT_CONFIG, encoding="utf-8")
+            os.replace(tmp, config_path)
+        workspace = cls(Config.load(root))
+        workspace.metadata  # noqa: B018 - creates the database and runs migrations now
+        return workspace
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Workspace:
+        """Open the workspace at ``path``, ``$MLSCALE_WORKSPACE``, or the nearest parent of cwd."""
+        if path is None and os.environ.get("MLSCALE_WORKSPACE"):
+            path = os.environ["MLSCALE_WORKSPACE"]
+        if path is not None:
+            root = Path(path).resolve()
+            if not (root / CONFIG_FILE).is_file():
+                raise WorkspaceNotFoundError(
+                    f"{root} is not an mlscale workspace (no {CONFIG_FILE}); "
+                    f"create one with: mlscale init {path}"
+                )
+            return cls(Config.load(root))
+        start = Path.cwd().resolve()
+        for candidate in (start, *start.parents):
+            if (candidate / CONFIG_FILE).is_file():
+                return cls(Config.load(candidate))
+        raise WorkspaceNotFoundError(
+            f"no mlscale workspace in {start} or its parents (no {CONFIG_FILE}); "
+            "create one with `mlscale init`, or pass --workspace DIR"
+        )
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @cached_property
+    def metadata(self) -> BaseMetadataStore:
+        from mlscale.store.sql import SqlMetadataStore
+
+        return SqlMetadataStore(self.config.db_url)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        from mlscale.store.artifacts import ArtifactStore
+
+        return ArtifactStore(self.config.artifacts)
+
+    def scratch_dir(self) -> Path:
+        """A folder for staging files before they are committed to the artifact store."""
+        path = self.root / STATE_DIR / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- data -------------------------------------------------------------------------------
+    def ingest(self, path: str | os.PathLike[str], *, name: str, **options: Any) -> IngestResult:
+        """Read a CSV or Parquet file into a new version of dataset ``name`` (or the same one)."""
+        from mlscale.data.ingest import ingest
+
+        return ingest(self, Path(path), name=check_name(name, "dataset name"), **options)
+
+    def dataset(self, ref: str) -> DatasetVersion:
+        return self.metadata.get_dataset_version(Ref.parse(ref))
+
+    def datasets(self) -> list[DatasetVersion]:
+        return self.metadata.list_datasets()
+
+    # -- models -----------------------------------------------------------------------------
+    def train(self, dataset: str, *, target: str, **options: Any) -> TrainResult:
+        """Fit a model on ``dataset`` (``name@version``), evaluate it and register a version."""
+        from mlscale.train.trainer import train
+
+        return train(self, Ref.parse(dataset), target=target, **options)
+
+    def model(self, ref: str) -> ModelVersion:
+        return self.metadata.get_model_version(Ref.parse(ref))
+
+    def models(self) -> list[ModelVersion]:
+        return self.metadata.list_models()
+
+    def promote(self, name: str, version: int, *, alias: str = "production") -> AliasEvent:
+        """Point ``name@alias`` at ``version``."""
+        return self.metadata.set_alias(name, alias, version)
+
+    def predictor(self, ref: str) -> Predictor:
+        """Load a model version, verified by hash, ready to predict."""
+        from mlscale.models.predictor import Predictor
+
+        return Predictor.load(self, self.model(ref))
+
+    def predict(
+        self,
+        ref: str,
+        source: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Score a CSV or Parquet file in batches into a Parquet file."""
+        from mlscale.models.batch import predict_file
+
+        return predict_file(self.predictor(ref), Path(source), Path(output), **options)
+
+    def drift(self, ref: str, source: str | os.PathLike[str]) -> DriftReport:
+        """Per-feature drift of a file against the model version's training profile."""
+        from mlscale.monitor.drift import drift_for_file
+
+        return drift_for_file(self, self.model(ref), Path(source))
