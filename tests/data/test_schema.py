@@ -15,7 +15,13 @@ def test_inference_tolerates_a_few_malformed_values() -> None:
         }
     )
     schema = infer_from_strings(sample)
-    assert [c.type for c in schema.columns] == ["int64", "float64", "string", "timestamp[us]", "bool"]
+    assert [c.type for c in schema.columns] == [
+        "int64",
+        "float64",
+        "string",
+        "timestamp[us]",
+        "bool",
+    ]
 
 
 def test_mostly_text_stays_text() -> None:

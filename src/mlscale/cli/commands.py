@@ -197,7 +197,7 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
                 v.flavor,
                 v.signature["task"],
                 ", ".join(v.aliases),
-                " ".join(f"{k}={m:.4f}" for k, m in v.metrics.items()),
+                " ".join(f"{k}={m:.3f}" for k, m in v.metrics.items()),
                 v.dataset,
                 v.created_at.strftime("%Y-%m-%d %H:%M"),
             ]

@@ -1,0 +1,83 @@
+"""The real server in its own process, over HTTP on loopback."""
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlscale.quickstart.loans import generate_loans
+from mlscale.quickstart.walkthrough import background_server, free_port
+
+
+@pytest.fixture(scope="module")
+def server(project: Path) -> Iterator[str]:
+    with background_server(project, free_port()) as url:
+        yield url
+
+
+def rows(n: int) -> list[dict]:
+    table = generate_loans(n, seed=8, label=False).drop_columns(["loan_id", "application_date"])
+    return table.to_pylist()
+
+
+def test_predict_over_http(server: str) -> None:
+    r = httpx.post(f"{server}/v1/models/loans@production/predict", json={"rows": rows(5)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "loans" and body["version"] == 1 and len(body["request_id"]) == 32
+    assert len(body["predictions"]) == 5 and len(body["probabilities"]) == 5
+    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
+
+
+def test_bad_requests_over_http(server: str) -> None:
+    url = f"{server}/v1/models/loans@production/predict"
+    r = httpx.post(url, content=b'{"rows": [', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"].startswith("request body is not valid JSON")
+    row = rows(1)[0]
+    del row["credit_score"]
+    r = httpx.post(url, json={"rows": [row]})
+    assert r.status_code == 422 and "missing feature(s) 'credit_score'" in r.json()["error"]
+    r = httpx.post(f"{server}/v1/models/ghost@production/predict", json={"rows": [row]})
+    assert r.status_code == 404 and "model 'ghost' is not served here" in r.json()["error"]
+    assert httpx.post(url, json={"rows": rows(1)}).status_code == 200  # still serving
+
+
+def test_serve_stops_cleanly_on_sigterm(project: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlscale", "serve", "--port", str(port)],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+        assert "Traceback" not in proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def test_background_server_is_stopped_on_ctrl_c(project: Path) -> None:
+    port = free_port()
+    with pytest.raises(KeyboardInterrupt), background_server(project, port) as url:
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        raise KeyboardInterrupt
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)

@@ -1,0 +1,111 @@
+"""The HTTP API in process (Starlette's test client over the real app)."""
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from starlette.testclient import TestClient
+
+from mlscale import NotFoundError, Workspace
+from mlscale.quickstart.loans import generate_loans
+from mlscale.serve import models as served_module
+from mlscale.serve.app import create_app
+from mlscale.serve.models import ServedModels
+
+
+@pytest.fixture
+def client(trained_ws: Workspace) -> TestClient:
+    return TestClient(create_app(ServedModels(trained_ws)))
+
+
+def feature_rows(ws: Workspace, n: int) -> list[dict]:
+    names = ws.model("loans@production").signature["features"]
+    table = generate_loans(n, seed=8, label=False)
+    return [{f["name"]: r[f["name"]] for f in names} for r in table.to_pylist()]
+
+
+def test_predict_rows_and_columns(client: TestClient, trained_ws: Workspace) -> None:
+    rows = feature_rows(trained_ws, 3)
+    r = client.post("/v1/models/loans@production/predict", json={"rows": rows})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "loans" and body["version"] == 1
+    assert len(body["predictions"]) == 3 and body["classes"] == [0, 1]
+    assert all(abs(sum(p) - 1) < 1e-9 for p in body["probabilities"])
+    assert r.headers["x-request-id"] == body["request_id"]
+    columns = {k: [row[k] for row in rows] for k in rows[0]}
+    r2 = client.post("/v1/models/loans@1/predict", json={"columns": columns})
+    assert r2.json()["probabilities"] == body["probabilities"]
+    assert client.get("/healthz").json()["models"] == ["loans"]
+
+
+def test_server_and_batch_scoring_agree(
+    client: TestClient, trained_ws: Workspace, tmp_path: Path
+) -> None:
+    import pyarrow.csv as pacsv
+
+    table = generate_loans(300, seed=8, label=False)
+    pacsv.write_csv(table, tmp_path / "in.csv")
+    trained_ws.predict("loans@production", tmp_path / "in.csv", tmp_path / "out.parquet")
+    batch = pq.read_table(tmp_path / "out.parquet")
+    r = client.post(
+        "/v1/models/loans@production/predict", json={"rows": feature_rows(trained_ws, 300)}
+    )
+    assert r.json()["probabilities"] == [
+        list(p)
+        for p in zip(batch["proba_0"].to_pylist(), batch["proba_1"].to_pylist(), strict=True)
+    ]
+    assert r.json()["predictions"] == batch["prediction"].to_pylist()
+    assert batch.column_names[: len(table.column_names)] == table.column_names
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "request body is not valid JSON"),
+        (b'{"rows": [{"age": 30}]}', 422, "missing feature(s) 'annual_income'"),
+        (b'{"rows": []}', 422, "no rows to predict"),
+        (b'{"data": []}', 422, 'expected {"rows"'),
+        (b'{"rows": "x"}', 422, '"rows" must be a list'),
+    ],
+)
+def test_bad_requests_get_a_json_error(
+    client: TestClient, body: bytes, status: int, message: str
+) -> None:
+    r = client.post("/v1/models/loans@production/predict", content=body)
+    assert r.status_code == status
+    assert message in r.json()["error"]
+    assert client.get("/healthz").status_code == 200  # still serving
+
+
+def test_wrong_type_names_row_and_feature(client: TestClient, trained_ws: Workspace) -> None:
+    row = feature_rows(trained_ws, 1)[0] | {"credit_score": "high"}
+    r = client.post("/v1/models/loans@production/predict", json={"rows": [row]})
+    assert r.status_code == 422
+    assert r.json()["error"] == "row 0, feature 'credit_score': expected a number, found 'high'"
+
+
+def test_unknown_models_and_routes(client: TestClient) -> None:
+    r = client.post("/v1/models/nope@1/predict", json={"rows": [{}]})
+    assert r.status_code == 404 and "model 'nope' is not served here" in r.json()["error"]
+    r = client.post("/v1/models/loans@staging/predict", json={"rows": [{}]})
+    assert r.status_code == 404 and "no alias 'staging'" in r.json()["error"]
+    r = client.post("/v1/models/loans@9/predict", json={"rows": [{}]})
+    assert r.status_code == 404 and "no version 9" in r.json()["error"]
+    assert client.get("/nowhere").json() == {"error": "Not Found"}
+
+
+def test_alias_moves_are_served(trained_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(served_module, "ALIAS_TTL_S", 0.0)
+    client = TestClient(create_app(ServedModels(trained_ws)))
+    rows = feature_rows(trained_ws, 1)
+    trained_ws.train("loans@1", target="default", model="logistic")
+    assert client.post("/v1/models/loans@production/predict", json=rows).json()["version"] == 1
+    trained_ws.promote("loans", 2, alias="production")
+    assert client.post("/v1/models/loans@production/predict", json=rows).json()["version"] == 2
+
+
+def test_serving_nothing_is_an_error(ws: Workspace) -> None:
+    with pytest.raises(NotFoundError):
+        ServedModels(ws, ["loans@1"])
+    assert ServedModels(ws).names == []
