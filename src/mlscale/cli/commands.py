@@ -73,11 +73,19 @@ def ingest(ctx: click.Context, file: Path, name: str, as_json: bool) -> None:
                 p.display_value(c["name"], "min"),
                 p.display_value(c["name"], "max"),
                 p.display_value(c["name"], "mean"),
-                ", ".join(list(p.columns[c["name"]].get("categories", {}))[:3]),
+                _top(p.columns[c["name"]]),
             ]
             for c in d.schema["columns"]
         ],
     )
+
+
+def _top(stats: dict[str, Any]) -> str:
+    if stats["kind"] != "categorical":
+        return ""
+    if not stats["distinct_exact"]:
+        return f"{stats['distinct']:,}+ distinct"
+    return ", ".join(list(stats["categories"])[:3]) + (" ..." if stats["distinct"] > 3 else "")
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
