@@ -1,9 +1,11 @@
+import gzip
 from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
 
 from mlscale import DataError, NotFoundError, Workspace
+from mlscale.data.contract import ColumnRule, Contract
 from mlscale.data.datasets import read_quarantine, read_table
 from mlscale.quickstart.loans import generate_loans
 
@@ -44,16 +46,42 @@ def test_same_content_same_version_changed_content_next(
     assert first.dataset.content_hash != changed.dataset.content_hash
 
 
+def test_undecodable_rows_are_quarantined(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "enc.csv"
+    path.write_bytes(b"a,b\n1,2\n\xff\xfe\xfa,3\n4,5\n")
+    result = ws.ingest(path, name="enc")
+    assert (result.rows_accepted, result.rows_quarantined) == (2, 1)
+    row = read_quarantine(ws, result.dataset).to_pylist()[0]
+    assert row["_line"] == 3 and "not utf-8 encoded" in row["_reason"]
+
+
+def test_too_many_bad_rows_writes_no_version(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "mostly_bad.csv"
+    path.write_text("a,b\n" + "1,x\n" * 60 + "oops,y\n" * 40 + "2\n")
+    contract = Contract([ColumnRule("a", "int64"), ColumnRule("b", "string")])
+    with pytest.raises(DataError, match=r"41 of 101 rows \(40\.59%\) failed the contract"):
+        ws.ingest(path, name="bad", contract=contract, max_bad_fraction=0.1)
+    assert ws.datasets() == []
+    result = ws.ingest(path, name="bad", contract=contract, max_bad_fraction=0.5)
+    assert result.rows_quarantined == 41
+    assert result.reasons == {
+        "column 'a': expected int64, found 'oops'": 40,
+        "Expected Number of Columns: 2 Found: 1": 1,
+    }
+
+
 def test_failed_ingest_leaves_nothing(ws: Workspace, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.csv"
-    bad.write_bytes(b"a,b\n1,2\n" + b"\xff\xfe\xfa,3\n" * 10)
-    with pytest.raises(DataError, match=r"bad\.csv"):
-        ws.ingest(bad, name="bad")
-    # Broken only after the sample used for the schema: fails mid-stream, after parts were staged.
-    late = tmp_path / "late.csv"
-    late.write_bytes(b"a,b\n" + b"1,2\n" * 1_500_000 + b"\xff\xfe\xfa,3\n")
-    with pytest.raises(DataError, match=r"late\.csv: cannot read as CSV near row"):
-        ws.ingest(late, name="late")
+    all_bad = tmp_path / "all_bad.csv"
+    all_bad.write_bytes(b"a,b\n" + b"\xff\xfe\xfa,3\n" * 10)
+    with pytest.raises(
+        DataError, match=r"all_bad\.csv: no row could be read; line 2: Invalid unicode"
+    ):
+        ws.ingest(all_bad, name="bad")
+    truncated = tmp_path / "late.csv.gz"
+    data = gzip.compress(b"a,b\n" + b"1,2\n" * 300_000)
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"late\.csv\.gz: cannot read as csv.*GZIP"):
+        ws.ingest(truncated, name="late")
     with pytest.raises(NotFoundError):
         ws.ingest(tmp_path / "missing.csv", name="bad")
     assert ws.datasets() == []

@@ -1,6 +1,6 @@
 import pyarrow as pa
 
-from mlscale.data.schema import Column, Schema, canonical_type, coerce_strings, infer_from_strings
+from mlscale.data.schema import canonical_type, infer_from_strings
 
 
 def test_inference_tolerates_a_few_malformed_values() -> None:
@@ -27,17 +27,6 @@ def test_inference_tolerates_a_few_malformed_values() -> None:
 def test_mostly_text_stays_text() -> None:
     sample = pa.table({"code": ["1", "2", "x3", "y4"] * 10})
     assert infer_from_strings(sample).columns[0].type == "string"
-
-
-def test_coercion_sets_bad_values_aside_with_reasons() -> None:
-    schema = Schema([Column("age", "int64"), Column("income", "float64")])
-    batch = pa.record_batch({"age": ["30", "forty", None], "income": ["1.5", "2", "n/a?"]})
-    typed, bad, reasons = coerce_strings(batch, schema)
-    assert typed.column("age").to_pylist() == [30, None, None]
-    assert bad.to_pylist() == [False, True, True]
-    assert reasons[0] is None
-    assert reasons[1] == "column 'age': expected int64, found 'forty'"
-    assert reasons[2] == "column 'income': expected float64, found 'n/a?'"
 
 
 def test_canonical_types() -> None:

@@ -63,7 +63,7 @@ def write_one_class(path: Path) -> None:
     ("args", "message"),
     [
         (("ingest", "{tmp}/missing.csv", "--name", "x"), "error: no such file: "),
-        (("ingest", "{tmp}/garbage.csv", "--name", "x"), "garbage.csv: cannot read as CSV"),
+        (("ingest", "{tmp}/garbage.csv", "--name", "x"), "garbage.csv: no row could be read"),
         (
             ("train", "loans@1", "--target", "nope"),
             "error: unknown target column 'nope' in loans@1",

@@ -1,7 +1,8 @@
-"""``ingest``: a file in, a versioned dataset out (zstd Parquet parts, profile, quarantine).
+"""``ingest``: a source in, a versioned dataset out (zstd Parquet parts, profile, quarantine).
 
-Nothing is recorded until the whole file has been read: parts are staged in the workspace's scratch
-folder and committed to the artifact store at the end, so a failed ingest leaves no trace.
+Nothing is recorded until the whole source has been read and checked: parts are staged in the
+workspace's scratch folder and committed to the artifact store at the end, so a failed ingest
+(a read error, too many bad rows, a refused schema change) leaves no version behind.
 """
 
 from __future__ import annotations
@@ -10,24 +11,27 @@ import hashlib
 import json
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from mlscale.data.contract import Contract
+from mlscale.data.pipeline import Pipeline, RunReport, quarantine_schema
 from mlscale.data.profile import Profile, ProfileBuilder
-from mlscale.data.sources import open_source
+from mlscale.data.sources.base import BaseArrowSource
+from mlscale.data.sources.duck import FileSource, open_file
+from mlscale.data.writer import PartWriter
+from mlscale.errors import DataError, UserError
 from mlscale.store.records import DatasetVersion
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
 
-ROWS_PER_PART = 1_000_000
-ROW_GROUP_SIZE = 128 * 1024
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
+MODES = ("new", "append")
 
 
 @dataclass(frozen=True)
@@ -40,112 +44,204 @@ class IngestResult:
     bytes_read: int
     bytes_stored: int
     profile: Profile
-
-
-class _PartWriter:
-    """Writes batches to numbered Parquet files of at most ``ROWS_PER_PART`` rows."""
-
-    def __init__(self, folder: Path, prefix: str, schema: pa.Schema) -> None:
-        self.folder, self.prefix, self.schema = folder, prefix, schema
-        self.paths: list[Path] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._rows = 0
-
-    def write(self, table: pa.Table | pa.RecordBatch) -> None:
-        if table.num_rows == 0:
-            return
-        if self._writer is None or self._rows >= ROWS_PER_PART:
-            self.close()
-            path = self.folder / f"{self.prefix}-{len(self.paths):05d}.parquet"
-            self._writer = pq.ParquetWriter(path, self.schema, **PARQUET_OPTIONS)
-            self.paths.append(path)
-            self._rows = 0
-        if isinstance(table, pa.RecordBatch):
-            table = pa.Table.from_batches([table])
-        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
-        self._rows += table.num_rows
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+    contract: Contract
+    report: RunReport = field(default_factory=RunReport)
+    reasons: dict[str, int] = field(default_factory=dict)  # most common quarantine reasons
 
 
 def ingest(
     ws: Workspace,
-    path: Path,
+    source: str | Path | BaseArrowSource,
     *,
     name: str,
+    contract: Contract | str | Path | None = None,
+    mode: str = "new",
+    max_bad_fraction: float | None = None,
+    reader_options: dict[str, Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestResult:
-    """Read ``path`` into dataset ``name``; ``on_progress(rows_read, rows_quarantined)``."""
-    source = open_source(path)
+    """Read ``source`` into dataset ``name``; ``on_progress(rows_read, rows_quarantined)``.
+
+    ``mode="append"`` adds the rows to the latest version's parts (nothing is rewritten);
+    ``contract`` defaults to the latest version's contract, or one inferred from the data.
+    """
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if max_bad_fraction is not None and not 0.0 <= max_bad_fraction <= 1.0:
+        raise UserError(f"--max-bad-fraction must be between 0 and 1, got {max_bad_fraction}")
+    src = (
+        source
+        if isinstance(source, BaseArrowSource)
+        else open_file(source, **(reader_options or {}))
+    )
+    parent = _latest(ws, name)
+    if mode == "append" and parent is None:
+        raise UserError(f"cannot append to {name!r}: it has no version yet (ingest it first)")
+    contract = _resolve_contract(ws, contract, parent)
     staging = ws.scratch_dir() / f"ingest-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        good = _PartWriter(staging, "part", source.schema.to_arrow())
-        bad = _PartWriter(staging, "quarantine", source.quarantine_schema())
-        builder = ProfileBuilder(source.schema)
-        accepted = quarantined = 0
-        try:
-            for chunk in source.chunks():
-                good.write(chunk.good)
-                builder.update(chunk.good)
-                accepted += chunk.good.num_rows
-                if chunk.rejected is not None:
-                    bad.write(chunk.rejected)
-                    quarantined += chunk.rejected.num_rows
-                if on_progress:
-                    on_progress(accepted + quarantined, quarantined)
-        finally:
-            good.close()
-            bad.close()
-        profile = builder.finish()
-        return _commit(ws, name, source, good.paths, bad.paths, profile, accepted, quarantined)
+        with Pipeline(src, contract, temp_dir=staging) as pipeline:
+            contract = pipeline.contract
+            good = PartWriter(staging, "part", contract.schema().to_arrow())
+            bad = PartWriter(staging, "quarantine", quarantine_schema(contract), background=False)
+            builder = ProfileBuilder(contract.schema())
+            read = quarantined = 0
+            reasons: Counter[str] = Counter()
+            # Rejected rows count towards the content, wherever they were read from.
+            rejects_digest = hashlib.sha256()
+            try:
+                for batch in pipeline.batches():
+                    good.write(batch.good)
+                    builder.update(batch.good)
+                    read += batch.rows_read
+                    if batch.rejected is not None:
+                        bad.write(batch.rejected)
+                        quarantined += batch.rejected.num_rows
+                        reasons.update(batch.rejected.column("_reason").to_pylist())
+                        rejects_digest.update(_ipc_bytes(batch.rejected.drop_columns(["_source"])))
+                    if on_progress:
+                        on_progress(read, quarantined)
+            finally:
+                parts, quarantine = good.close(), bad.close()
+            report = pipeline.report
+        if read and quarantined == read:
+            raise DataError(
+                f"{src.uri}: none of the {read:,} rows passed the contract; no version was "
+                f"written. Most common: {_top(reasons)}"
+            )
+        if max_bad_fraction is not None and read and quarantined / read > max_bad_fraction:
+            raise DataError(
+                f"{src.uri}: {quarantined:,} of {read:,} rows ({quarantined / read:.2%}) failed the "
+                f"contract, more than --max-bad-fraction {max_bad_fraction:.2%}; no version was "
+                f"written. Most common: {_top(reasons)}"
+            )
+        return _commit(
+            ws, name, src, contract, parent, mode, parts, quarantine, builder.finish(),
+            read, quarantined, report, reasons, rejects_digest.hexdigest(),
+        )  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _latest(ws: Workspace, name: str) -> DatasetVersion | None:
+    versions = ws.metadata.list_dataset_versions(name)
+    return versions[-1] if versions else None
+
+
+def _resolve_contract(
+    ws: Workspace, contract: Contract | str | Path | None, parent: DatasetVersion | None
+) -> Contract | None:
+    if isinstance(contract, str | Path):
+        from mlscale.data.contract_io import load_contract
+
+        return load_contract(contract)
+    if contract is None and parent is not None and parent.source.get("contract_sha"):
+        from mlscale.data.contract_io import loads_contract
+
+        text = ws.artifacts.get_bytes(parent.source["contract_sha"]).decode()
+        return loads_contract(text, path=f"contract of {parent.ref}")
+    return contract
 
 
 def _commit(
     ws: Workspace,
     name: str,
-    source,
+    src: FileSource | BaseArrowSource,
+    contract: Contract,
+    parent: DatasetVersion | None,
+    mode: str,
     parts: list[Path],
     quarantine: list[Path],
     profile: Profile,
-    accepted: int,
+    read: int,
     quarantined: int,
+    report: RunReport,
+    reasons: Counter[str],
+    rejects_hash: str,
 ) -> IngestResult:
-    schema = source.schema.to_dict()
+    schema = contract.schema().to_dict()
     part_hashes = [_sha256_file(p) for p in parts]
     quarantine_hashes = [_sha256_file(p) for p in quarantine]
+    num_rows, num_bad = read - quarantined, quarantined
+    if mode == "append" and parent is not None:
+        if parent.schema != schema:
+            raise DataError(
+                f"cannot append to {parent.ref}: the schema differs; ingest a new version instead"
+            )
+        part_hashes = parent.parts + part_hashes
+        quarantine_hashes = parent.quarantine + quarantine_hashes
+        num_rows += parent.num_rows
+        num_bad += parent.num_quarantined
+        profile = _read_profile(ws, parent.profile_sha).merge(profile)
     # Same schema, same rows and same rejects: the same version.
-    content = json.dumps([schema, part_hashes, quarantine_hashes], sort_keys=True).encode()
+    lineage_rejects = parent.source.get("rejects_hash", "") if mode == "append" and parent else ""
+    rejects_hash = hashlib.sha256(f"{lineage_rejects}{rejects_hash}".encode()).hexdigest()
+    content = json.dumps([schema, part_hashes, rejects_hash], sort_keys=True).encode()
     content_hash = hashlib.sha256(content).hexdigest()
     for p in parts + quarantine:
         ws.artifacts.put_file(p)
-    profile_sha = ws.artifacts.put_bytes(profile.to_json())
+    contract_sha, contract_hash = _store_contract(ws, contract)
+    lineage = {
+        "uri": src.uri,
+        "format": src.kind,
+        "bytes": src.bytes_read,
+        "contract_sha": contract_sha,
+        "contract_hash": contract_hash,
+        "parent": parent.ref if parent is not None else None,
+        "mode": mode,
+        "rows_read": read,
+        "rejects_hash": rejects_hash,
+        "cleaning": report.steps,
+        "evolution": report.evolution,
+    }
     version, created = ws.metadata.add_dataset_version(
         name,
         content_hash=content_hash,
-        num_rows=accepted,
-        num_quarantined=quarantined,
+        num_rows=num_rows,
+        num_quarantined=num_bad,
         schema=schema,
         parts=part_hashes,
         quarantine=quarantine_hashes,
-        profile_sha=profile_sha,
-        source={"uri": str(source.path.resolve()), "format": source.format, "bytes": source.bytes},
+        profile_sha=ws.artifacts.put_bytes(profile.to_json()),
+        source=lineage,
     )
     return IngestResult(
         dataset=version,
         created=created,
-        rows_read=accepted + quarantined,
-        rows_accepted=accepted,
+        rows_read=read,
+        rows_accepted=read - quarantined,
         rows_quarantined=quarantined,
-        bytes_read=source.bytes,
+        bytes_read=src.bytes_read,
         bytes_stored=sum(p.stat().st_size for p in parts + quarantine),
         profile=profile,
+        contract=contract,
+        report=report,
+        reasons=dict(reasons.most_common(10)),
     )
+
+
+def _store_contract(ws: Workspace, contract: Contract) -> tuple[str | None, str | None]:
+    try:
+        from mlscale.data.contract_io import contract_hash, dump_contract
+    except ImportError:  # pragma: no cover - until contract_io lands
+        return None, None
+    return ws.artifacts.put_bytes(dump_contract(contract).encode()), contract_hash(contract)
+
+
+def _read_profile(ws: Workspace, sha: str) -> Profile:
+    return Profile.from_json(ws.artifacts.get_bytes(sha))
+
+
+def _top(reasons: Counter[str]) -> str:
+    return "; ".join(f"{r} ({n:,})" for r, n in reasons.most_common(3))
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _sha256_file(path: Path) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlscale.data.sources import open_source
+from mlscale.data.pipeline import Pipeline
+from mlscale.data.sources.duck import open_file
 from mlscale.errors import DataError
 from mlscale.models.predictor import Predictor
 
@@ -39,38 +40,31 @@ def predict_file(
     The output appears only when complete (written to a temporary name, then renamed). Rows whose
     feature values cannot be read fail the run with the row and column named.
     """
-    source = open_source(source_path)
-    features = predictor.signature.input_schema()
-    missing = [n for n in features.names if n not in source.schema.names]
-    if missing:
-        raise DataError(
-            f"{source_path}: missing feature column(s) {', '.join(map(repr, missing))} "
-            f"needed by {predictor.version.ref}"
-        )
-    # Read the features with the model's types; other columns pass through as inferred.
-    by_name = {c.name: c for c in features.columns}
-    schema = type(source.schema)([by_name.get(c.name, c) for c in source.schema.columns])
+    source = open_file(source_path)
+    features = {f.name: f.type for f in predictor.signature.features}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
     writer: pq.ParquetWriter | None = None
     rows = 0
     try:
-        for chunk in source.chunks(columns=schema):
-            if chunk.rejected is not None and chunk.rejected.num_rows:
-                first = chunk.rejected.slice(0, 1).to_pylist()[0]
-                raise DataError(
-                    f"{source_path}: row {first['_source_row']}: {first['_reason']} "
-                    f"({chunk.rejected.num_rows} bad row(s) in this batch); nothing was written"
-                )
-            table = pa.Table.from_batches([chunk.good])
-            for name, values in prediction_columns(predictor, table).items():
-                table = table.append_column(name, values)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-            writer.write_table(table)
-            rows += table.num_rows
-            if on_progress:
-                on_progress(rows)
+        with Pipeline(source, types=features) as pipeline:
+            for batch in pipeline.batches():
+                if batch.rejected is not None and batch.rejected.num_rows:
+                    first = batch.rejected.slice(0, 1).to_pylist()[0]
+                    where = f"line {first['_line']}" if first["_line"] else f"row {first['_row']}"
+                    raise DataError(
+                        f"{source_path}: {where}: {first['_reason']} "
+                        f"({batch.rejected.num_rows} bad row(s) in this batch); nothing was written"
+                    )
+                table = pa.Table.from_batches([batch.good])
+                for name, values in prediction_columns(predictor, table).items():
+                    table = table.append_column(name, values)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+                rows += table.num_rows
+                if on_progress:
+                    on_progress(rows)
         if writer is None:
             raise DataError(f"{source_path}: no rows to score")
         writer.close()

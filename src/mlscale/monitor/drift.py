@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlscale.data.datasets import read_profile
+from mlscale.data.pipeline import Pipeline
 from mlscale.data.profile import Profile, bin_index, category_values, numeric_values
-from mlscale.data.sources import open_source
+from mlscale.data.sources.duck import open_file
 from mlscale.errors import DataError
 from mlscale.models.signature import Signature
 from mlscale.store.records import ModelVersion
@@ -159,19 +160,15 @@ def drift_for_file(ws: Workspace, version: ModelVersion, path: Path) -> DriftRep
     """Stream ``path`` once, counting each feature on the reference bins, then compare."""
     signature = Signature.from_dict(version.signature)
     reference = read_profile(ws, version.profile_sha)
-    source = open_source(path)
-    missing = [n for n in signature.feature_names if n not in source.schema.names]
-    if missing:
-        raise DataError(
-            f"{path}: missing feature column(s) {', '.join(map(repr, missing))} of {version.ref}"
-        )
     counters = {n: _Counter(reference.columns[n]) for n in signature.feature_names}
+    features = {f.name: f.type for f in signature.features}
     rows = unreadable = 0
-    for chunk in source.chunks(columns=signature.input_schema()):
-        rows += chunk.good.num_rows
-        unreadable += chunk.rejected.num_rows if chunk.rejected is not None else 0
-        for name, counter in counters.items():
-            counter.update(chunk.good.column(name))
+    with Pipeline(open_file(path), types=features) as pipeline:
+        for batch in pipeline.batches():
+            rows += batch.good.num_rows
+            unreadable += batch.rejected.num_rows if batch.rejected is not None else 0
+            for name, counter in counters.items():
+                counter.update(batch.good.column(name))
     if rows == 0:
         raise DataError(f"{path}: no readable rows to compare")
     return DriftReport(version.ref, rows, unreadable, compare(reference, counters))

@@ -1,8 +1,8 @@
-"""Where rows come from: files (CSV, JSON Lines, Parquet), SQL databases, DuckDB, HTTP APIs.
-
-Each source is one module with one class; ``open_source`` picks the file reader by suffix.
+"""Where rows come from: files (CSV, JSON Lines, Parquet) read by DuckDB, and sources that
+produce Arrow batches in Python (SQL databases, DuckDB queries, HTTP APIs).
 """
 
-from mlscale.data.sources.files import Chunk, Source, open_source
+from mlscale.data.sources.base import BaseArrowSource
+from mlscale.data.sources.duck import FileSource, open_file
 
-__all__ = ["Chunk", "Source", "open_source"]
+__all__ = ["BaseArrowSource", "FileSource", "open_file"]
