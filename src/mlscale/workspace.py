@@ -95,11 +95,11 @@ class Workspace:
         return path
 
     # -- data -------------------------------------------------------------------------------
-    def ingest(self, path: str | os.PathLike[str], *, name: str, **options: Any) -> IngestResult:
-        """Read a CSV or Parquet file into a new version of dataset ``name`` (or the same one)."""
+    def ingest(self, source: Any, *, name: str, **options: Any) -> IngestResult:
+        """Read a file, folder or source into a new version of dataset ``name`` (or the same one)."""
         from mlscale.data.ingest import ingest
 
-        return ingest(self, Path(path), name=check_name(name, "dataset name"), **options)
+        return ingest(self, source, name=check_name(name, "dataset name"), **options)
 
     def dataset(self, ref: str) -> DatasetVersion:
         return self.metadata.get_dataset_version(Ref.parse(ref))

@@ -177,7 +177,9 @@ def test_the_error_names_file_line_and_value() -> None:
     text = "version: 1\ncolumns:\n  age: {type: int64, min: ten}\n"
     with pytest.raises(ContractError) as info:
         loads_contract(text, "contract.yaml")
-    assert str(info.value) == "contract.yaml, line 3: column 'age': min must be a number, found 'ten'"
+    assert (
+        str(info.value) == "contract.yaml, line 3: column 'age': min must be a number, found 'ten'"
+    )
     assert isinstance(info.value, SchemaError)
 
 
@@ -227,7 +229,11 @@ ERRORS = [
     ("", 1, "the contract is empty"),
     ("- a\n", 1, "the contract must be a mapping, found a list"),
     ("version: 2\ncolumns: {a: int}\n", 1, "version must be 1, found '2'"),
-    ("columns: {a: int}\ncheck:\n  - {name: x}\n", 2, "unknown key 'check'; did you mean 'checks'?"),
+    (
+        "columns: {a: int}\ncheck:\n  - {name: x}\n",
+        2,
+        "unknown key 'check'; did you mean 'checks'?",
+    ),
     ("columns: {a: int}\nchecks:\n  - name: x\n", 3, "check 1: sql is missing"),
     ("columns: {a: int}\nchecks:\n  - {name: x, sql: a > 1}\n  - sql: a > 2\n", 4, "check 2: name"),
     ("columns: {a: int}\nchecks:\n  - {name: x, sql: a > 1}\n  - {name: x, sql: 1}\n", 4, "twice"),

@@ -16,76 +16,12 @@ def _ws(ctx: click.Context) -> Workspace:
     return Workspace.open(ctx.obj.get("workspace"))
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):,.1f} MiB"
-
-
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 def init(directory: str) -> None:
     """Create a workspace (mlscale.toml and .mlscale/) in DIRECTORY."""
     ws = Workspace.init(directory)
     console.print(f"workspace ready at {ws.root}")
-
-
-@click.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--name", "-n", required=True, help="Dataset name; a new version if content changed.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def ingest(ctx: click.Context, file: Path, name: str, as_json: bool) -> None:
-    """Read a CSV or Parquet FILE into a versioned dataset."""
-    ws = _ws(ctx)
-    with progress(f"ingesting {file.name}") as update:
-        result = ws.ingest(file, name=name, on_progress=lambda done, _bad: update(done))
-    d = result.dataset
-    summary = {
-        "dataset": d.ref,
-        "created": result.created,
-        "rows_read": result.rows_read,
-        "rows_accepted": result.rows_accepted,
-        "rows_quarantined": result.rows_quarantined,
-        "bytes_read": result.bytes_read,
-        "bytes_stored": result.bytes_stored,
-        "columns": d.schema["columns"],
-    }
-    if as_json:
-        print_json(summary)
-        return
-    state = "new version" if result.created else "unchanged: identical content already stored as"
-    console.print(f"{state} [bold]{d.ref}[/bold]")
-    console.print(
-        f"rows read {result.rows_read:,} = accepted {result.rows_accepted:,} "
-        f"+ quarantined {result.rows_quarantined:,}"
-    )
-    console.print(
-        f"bytes read {_mib(result.bytes_read)}, stored {_mib(result.bytes_stored)} (zstd Parquet)"
-    )
-    p = result.profile
-    table(
-        None,
-        ["column", "type", "missing", "min", "max", "mean", "top"],
-        [
-            [
-                c["name"],
-                c["type"],
-                p.columns[c["name"]]["missing"],
-                p.display_value(c["name"], "min"),
-                p.display_value(c["name"], "max"),
-                p.display_value(c["name"], "mean"),
-                _top(p.columns[c["name"]]),
-            ]
-            for c in d.schema["columns"]
-        ],
-    )
-
-
-def _top(stats: dict[str, Any]) -> str:
-    if stats["kind"] != "categorical":
-        return ""
-    if not stats["distinct_exact"]:
-        return f"{stats['distinct']:,}+ distinct"
-    return ", ".join(list(stats["categories"])[:3]) + (" ..." if stats["distinct"] > 3 else "")
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -348,4 +284,4 @@ def quickstart(directory: str, rows: int, port: int) -> None:
     run(Path(directory), rows=rows, port=port)
 
 
-ALL = [init, ingest, train, models, serve, predict, drift, quickstart]
+ALL = [init, train, models, serve, predict, drift, quickstart]

@@ -27,8 +27,9 @@ A contract file looks like this (every key but ``columns`` is optional)::
 Columns keep the order they are written in. Types are the canonical ``int64``, ``float64``,
 ``bool``, ``string``, ``timestamp[us]`` or one of :data:`TYPE_ALIASES` (``int``, ``float``,
 ``text``, ``boolean``, ``datetime``, ...). Inside ``{...}`` YAML reads ``[`` as the start of a
-list, so write ``'timestamp[us]'`` in quotes there (or the alias ``timestamp``). Values of ``allowed`` and ``regex`` are taken as written,
-so ``allowed: [NO, 1]`` means the strings ``'NO'`` and ``'1'``, not false and a number.
+list, so write ``'timestamp[us]'`` in quotes there (or the alias ``timestamp``). Values of
+``allowed`` and ``regex`` are taken as written, so ``allowed: [NO, 1]`` means the strings ``'NO'``
+and ``'1'``, not false and a number.
 
 Every problem in the file is reported, each with its file and line, in one :class:`ContractError`:
 
@@ -53,13 +54,21 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlscale.data.contract import Cleaning, ColumnRule, Contract, Evolution, Fill, RowCheck
+from mlscale.data.contract import (
+    Cleaning,
+    ColumnRule,
+    Contract,
+    Evolution,
+    Fill,
+    FillStrategy,
+    RowCheck,
+)
 from mlscale.data.schema import BOOL, FLOAT, INT, STRING, TIMESTAMP, TYPES
 from mlscale.errors import NotFoundError, SchemaError
 
@@ -373,7 +382,7 @@ class _Reader:
         if strategy == "median" and type_ not in _NUMERIC:
             self.error(node, f"{what}: median needs a numeric column, not {type_}; use mode")
             return None
-        return Fill(strategy)  # type: ignore[arg-type]
+        return Fill(cast("FillStrategy", strategy))
 
     def constant(self, node: Node, type_: str | None, what: str) -> Any:
         if type_ == INT:
@@ -429,7 +438,7 @@ class _Reader:
         if _is_null(node):
             return Evolution()
         fields = self.mapping(node, "evolution", _EVOLUTION_KEYS)
-        policies = {}
+        policies: dict[str, Any] = {}
         for name, (_key, value) in (fields or {}).items():
             policy = self.text(value, f"evolution: {name}")
             if policy is not None and self.choice_ok(
@@ -604,9 +613,11 @@ def _found(node: Node) -> str:
 
 
 def _is_number_text(node: Node) -> bool:
+    if not isinstance(node, ScalarNode):
+        return False
     try:
-        float(node.value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        float(node.value)
+    except ValueError:
         return False
     return True
 
@@ -667,9 +678,10 @@ _HEADER = """\
 # This file is meant to be edited: tighten or relax the rules, then ingest again.
 #
 # columns    one per column, in order. type: int64, float64, bool, string or timestamp[us]
-#            (inside {...} quote it: 'timestamp[us]'). nullable (default true), unique (default false), min/max (numeric columns, or ISO
-#            timestamps such as '2020-01-31'), allowed (list of values) and regex (the whole
-#            value must match; RE2 syntax, so no lookarounds or backreferences) for strings.
+#            (quoted inside {...}: 'timestamp[us]'). nullable (default true), unique (default
+#            false), min/max (numbers, or ISO timestamps such as '2020-01-31'); for strings,
+#            allowed (list of values) and regex (the whole value must match; RE2 syntax, so
+#            no lookarounds or backreferences).
 # checks     row rules as SQL boolean expressions over the columns; false rejects the row.
 # cleaning   fixes to accepted rows, in this order: normalize (trim, lower, upper; strings),
 #            missing (drop, median, mode or {constant: value}), clip ({min, max}; numbers),
@@ -705,7 +717,10 @@ def dump_contract(contract: Contract) -> str:
     parts += [_column_yaml(rule) for rule in contract.columns]
     parts.append("\n# Row rules; each needs a name and a SQL expression.\n")
     if contract.checks:
-        checks = [{"name": c.name, "sql": c.sql} for c in contract.checks]
+        checks = [
+            {"name": c.name, "sql": _Literal(c.sql) if _literal_ok(c.sql) else c.sql}
+            for c in contract.checks
+        ]
         parts.append(_block({"checks": checks}, flow=False))
     else:
         parts.append(_CHECKS_EXAMPLE)
@@ -768,10 +783,19 @@ def _column_yaml(rule: ColumnRule) -> str:
     for name in ("min", "max", "allowed", "regex"):
         if getattr(rule, name) is not None:
             fields[name] = getattr(rule, name)
-    line = f"  {_flow(rule.name)}: {_flow(fields)}\n"
-    if len(line) <= _LINE_LENGTH and line.count("\n") == 1:
-        return line
-    return "".join(f"  {row}\n" for row in _block({rule.name: fields}, flow=False).splitlines())
+    # One line if it fits, else one line per key, else one line per allowed value too.
+    candidates = [
+        f"  {_flow(rule.name)}: {_flow(fields)}\n",
+        *(_indent(_block({rule.name: fields}, flow=flow)) for flow in (None, False)),
+    ]
+    for text in candidates:
+        if all(len(line) <= _LINE_LENGTH for line in text.splitlines()):
+            return text
+    return candidates[-1]
+
+
+def _indent(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.splitlines())
 
 
 def _cleaning_dict(cleaning: Cleaning) -> dict[str, Any]:
@@ -793,14 +817,40 @@ def _cleaning_dict(cleaning: Cleaning) -> dict[str, Any]:
     return out
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes text with line breaks double-quoted (escaped), so every scalar stays on one line."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if "\n" in value or "\r" in value else None
+    return dumper.represent_scalar(_TAG + "str", value, style=style)
+
+
+class _Literal(str):
+    """Multi-line SQL, written as a ``|`` block so it reads (and is edited) as written."""
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(
+    _Literal, lambda dumper, value: dumper.represent_scalar(_TAG + "str", str(value), style="|")
+)
+
+
+def _literal_ok(text: str) -> bool:
+    # Several trailing line breaks need a "|+" block, which ends the YAML document early.
+    return "\n" in text and not text.endswith("\n\n") and "\r" not in text
+
+
 def _flow(value: Any) -> str:
-    text = yaml.safe_dump(
-        value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=1 << 30
-    )
-    return text.removesuffix("\n").removesuffix("\n...")
+    return _block(value, flow=True).removesuffix("\n").removesuffix("\n...")
 
 
 def _block(value: Any, *, flow: bool | None) -> str:
-    return yaml.safe_dump(
-        value, default_flow_style=flow, sort_keys=False, allow_unicode=True, width=1 << 30
+    return yaml.dump(
+        value,
+        Dumper=_Dumper,
+        default_flow_style=flow,
+        sort_keys=False,
+        allow_unicode=True,
+        width=1 << 30,
     )

@@ -13,13 +13,16 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlscale.data.contract import Contract
+from mlscale.data.dedupe import Duplicates, find_duplicates
 from mlscale.data.pipeline import Pipeline, RunReport, quarantine_schema
 from mlscale.data.profile import Profile, ProfileBuilder
 from mlscale.data.sources.base import BaseArrowSource
@@ -105,6 +108,21 @@ def ingest(
             finally:
                 parts, quarantine = good.close(), bad.close()
             report = pipeline.report
+            with ExitStack() as stack:
+                earlier = [
+                    stack.enter_context(ws.artifacts.open_verified(sha))
+                    for sha in (parent.parts if mode == "append" and parent else [])
+                ]
+                dups = find_duplicates(pipeline.con, contract, parts, earlier)
+                if dups is not None:
+                    parts, builder = _rewrite_parts(staging, contract, dups)
+                    rejected = _as_quarantine(dups.rejected, contract, src.uri)
+                    quarantine.append(staging / "quarantine-duplicates.parquet")
+                    pq.write_table(rejected, quarantine[-1])
+                    quarantined += dups.count
+                    reasons.update(rejected.column("_reason").to_pylist())
+                    rejects_digest.update(_ipc_bytes(rejected.drop_columns(["_source"])))
+                    report.steps["removed duplicates"] = dups.count
         if read and quarantined == read:
             raise DataError(
                 f"{src.uri}: none of the {read:,} rows passed the contract; no version was "
@@ -122,6 +140,35 @@ def ingest(
         )  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _rewrite_parts(
+    staging: Path, contract: Contract, dups: Duplicates
+) -> tuple[list[Path], ProfileBuilder]:
+    folder = staging / "deduplicated"
+    folder.mkdir()
+    writer = PartWriter(folder, "part", contract.schema().to_arrow())
+    builder = ProfileBuilder(contract.schema())
+    try:
+        for batch in dups.kept:
+            writer.write(batch)
+            builder.update(batch)
+    finally:
+        paths = writer.close()
+    return paths, builder
+
+
+def _as_quarantine(rows: pa.Table, contract: Contract, uri: str) -> pa.Table:
+    k = rows.num_rows
+    extra = {
+        "_source": pa.array([uri] * k, pa.string()),
+        "_row": pa.nulls(k, pa.int64()),
+        "_line": pa.nulls(k, pa.int64()),
+        "_reason": rows.column("_reason"),
+        "_text": pa.nulls(k, pa.string()),
+    }
+    data = {c.name: rows.column(c.name) for c in contract.columns} | extra
+    return pa.table(data, schema=quarantine_schema(contract))
 
 
 def _latest(ws: Workspace, name: str) -> DatasetVersion | None:

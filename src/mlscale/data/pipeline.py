@@ -195,7 +195,7 @@ class Pipeline:
             f"{'median' if how == 'median' else 'mode'}({ident(n)}) AS {ident(n)}"
             for n, how in wanted.items()
         ]
-        row = self.con.sql(f"SELECT {', '.join(parts)} FROM ({typed})").fetchone() or ()
+        row = self.con.sql(f"SELECT {', '.join(parts)} FROM ({typed})").fetchall()[0]
         self.con.unregister("_sample")
         return {n: _plain(v) for n, v in zip(wanted, row, strict=True) if v is not None}
 

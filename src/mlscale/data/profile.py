@@ -1,12 +1,37 @@
 """Column profiles: counts, missing, min/max/mean/std, quantiles, histograms, top categories.
 
-Built in one streaming pass (constant memory per column: running moments, a fixed-size reservoir
-sample for quantiles and histogram edges, capped category counts). The same type is a dataset's
-profile and a model version's drift reference.
+Built in one streaming pass with constant memory per column, and mergeable: the profiles of two
+batches, parts or appended versions combine into the profile of the whole (``Profile.merge``,
+``ProfileBuilder.merge``). The same type is a dataset's profile and a model version's drift reference.
+
+Numeric and timestamp columns (timestamps as microseconds since the epoch):
+
+- count, missing, min, max, mean and std are exact (running moments, merged with Chan's formula);
+- quantiles and the histogram are exact while the column has at most ``EXACT_VALUES`` distinct
+  values (kept as value counts). Past that, a KLL sketch (Apache DataSketches, ``k = KLL_K``) takes
+  over: quantiles within about 1.7% of rank, histogram counts from its CDF; ``sampled`` says so.
+- ``distinct`` is exact in the first case; past it, it is estimated by a CPC sketch (DataSketches,
+  ``lg_k = CPC_LG_K``, about 1.5% relative error), the most compact of the DataSketches
+  distinct-count sketches (about 1.3 KB against 2-4 KB for HLL).
+
+Categorical columns count each category exactly up to ``MAX_CATEGORIES`` categories, in order of
+first appearance; later new values are counted together as ``other`` and ``distinct`` becomes a CPC
+estimate (``distinct_exact`` false).
+
+The sketches travel in the JSON (``sketch``: base64 bytes, or the exact value counts when there are
+at most ``STORED_VALUES``), so two stored profiles can be merged later.
+
+Speed: DataSketches' distinct-count sketches only take one value per call from Python (about 0.1 s
+per million values per column). Their state depends only on the set of "coupons" (a row and a
+column derived from each value's MurmurHash3), so the coupons are computed here in numpy with the
+same hash and only one value per distinct coupon is handed to the sketch (about 20,000 per million
+values); the result is the sketch that feeding every value would give (``cpc_union`` result,
+order-independent ICON estimator). A test checks that byte for byte.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,13 +40,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasketches import cpc_sketch, cpc_union, kll_doubles_sketch
 
-from mlscale.data.schema import BOOL, FLOAT, INT, STRING, TIMESTAMP, Schema
+from mlscale.data.schema import BOOL, FLOAT, INT, STRING, TIMESTAMP, Column, Schema
+from mlscale.errors import SchemaError
 
-RESERVOIR_SIZE = 50_000
 MAX_CATEGORIES = 1_000
+EXACT_VALUES = 50_000  # distinct values of a numeric column counted exactly before the KLL sketch
+STORED_VALUES = 1_000  # exact value counts stored in the JSON up to this many values, else the KLL
+KLL_K = 200
+CPC_LG_K = 11
 HISTOGRAM_BINS = 10
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+_PROBE_ROWS = 2 * EXACT_VALUES  # a batch head this long tells a high-cardinality column early
+_CATEGORY_PROBE_ROWS = 65_536
 
 
 def column_kind(type_: str) -> str:
@@ -39,6 +71,8 @@ def numeric_values(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Non-null values as float64 (timestamps as microseconds since the epoch)."""
     values = pc.drop_null(values)
     if pa.types.is_timestamp(values.type):
+        if values.type.unit != "us":
+            values = pc.cast(values, pa.timestamp("us", values.type.tz))
         values = pc.cast(values, pa.int64())
     return np.asarray(pc.cast(values, pa.float64()), dtype=np.float64)
 
@@ -55,60 +89,286 @@ def bin_index(values: np.ndarray, cuts: list[float]) -> np.ndarray:
     return np.searchsorted(np.asarray(cuts, dtype=np.float64), values, side="left")
 
 
+# --- MurmurHash3_x64_128 with DataSketches' seed, vectorised, to find each value's CPC coupon ---
+
+_SEED = 9001
+_C1, _C2 = np.uint64(0x87C37B91114253D5), np.uint64(0x4CF5AD432745937F)
+_F1, _F2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+_BYTE_MASKS = np.array([(1 << (8 * t)) - 1 for t in range(8)] + [2**64 - 1], dtype=np.uint64)
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+def _fmix(k: np.ndarray) -> np.ndarray:
+    k ^= k >> np.uint64(33)
+    k *= _F1
+    k ^= k >> np.uint64(33)
+    k *= _F2
+    k ^= k >> np.uint64(33)
+    return k
+
+
+def _mix_k1(k1: np.ndarray) -> np.ndarray:
+    k1 *= _C1
+    k1 = _rotl(k1, 31)
+    k1 *= _C2
+    return k1
+
+
+def _mix_k2(k2: np.ndarray) -> np.ndarray:
+    k2 *= _C2
+    k2 = _rotl(k2, 33)
+    k2 *= _C1
+    return k2
+
+
+def _murmur_finish(
+    h1: np.ndarray, h2: np.ndarray, length: np.ndarray | np.uint64
+) -> tuple[np.ndarray, np.ndarray]:
+    h1 ^= length
+    h2 ^= length
+    h1 += h2
+    h2 += h1
+    h1, h2 = _fmix(h1), _fmix(h2)
+    h1 += h2
+    h2 += h1
+    return h1, h2
+
+
+def _murmur_doubles(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both 64-bit halves of the hash DataSketches gives ``update(float)`` (8 bytes, no blocks)."""
+    k1 = _mix_k1((x + 0.0).view(np.uint64))  # + 0.0 turns -0.0 into 0.0, as DataSketches does
+    h1 = k1 ^ np.uint64(_SEED)
+    h2 = np.full(len(x), _SEED, dtype=np.uint64)
+    return _murmur_finish(h1, h2, np.uint64(8))
+
+
+def _murmur_strings(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """Both 64-bit halves of the hash DataSketches gives ``update(str)`` (the UTF-8 bytes)."""
+    n = len(arr)
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int32, n + 1, arr.offset * 4).astype(np.int64)
+    raw = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    data = np.zeros(len(raw) + 16, dtype=np.uint8)  # zero padding: tail reads may run past the end
+    data[: len(raw)] = raw
+    # Unaligned little-endian 64-bit loads at any byte offset, as one gather each.
+    words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    h1 = np.full(n, _SEED, dtype=np.uint64)
+    h2 = np.full(n, _SEED, dtype=np.uint64)
+    blocks = lengths // 16
+    for b in range(int(blocks.max(initial=0))):
+        rows = np.flatnonzero(blocks > b)
+        pos = starts[rows] + 16 * b
+        k1, k2 = _mix_k1(words[pos]), _mix_k2(words[pos + 8])
+        a = _rotl(h1[rows] ^ k1, 27) + h2[rows]
+        a = a * np.uint64(5) + np.uint64(0x52DCE729)
+        c = _rotl(h2[rows] ^ k2, 31) + a
+        c = c * np.uint64(5) + np.uint64(0x38495AB5)
+        h1[rows], h2[rows] = a, c
+    tail = lengths % 16
+    pos = starts + 16 * blocks
+    k1 = _mix_k1(words[pos] & _BYTE_MASKS[np.minimum(tail, 8)])
+    h1 ^= np.where(tail > 0, k1, np.uint64(0))
+    if tail.max(initial=0) > 8:
+        k2 = _mix_k2(words[pos + 8] & _BYTE_MASKS[np.clip(tail - 8, 0, 8)])
+        h2 ^= np.where(tail > 8, k2, np.uint64(0))
+    return _murmur_finish(h1, h2, lengths.astype(np.uint64))
+
+
+def _leading_zeros(x: np.ndarray) -> np.ndarray:
+    x = x | (x >> np.uint64(1))
+    for shift in (2, 4, 8, 16, 32):
+        x |= x >> np.uint64(shift)
+    return 64 - np.bitwise_count(x).astype(np.int64)
+
+
+def _one_per_coupon(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+    """Positions of one value per distinct CPC coupon (row, column), in stream order."""
+    row = (h1 & np.uint64((1 << CPC_LG_K) - 1)).astype(np.int64)
+    coupon = (row << 6) | np.minimum(_leading_zeros(h2), 63)
+    first = np.full(1 << (CPC_LG_K + 6), -1, dtype=np.int64)
+    first[coupon] = np.arange(len(coupon))  # any position per coupon will do
+    # Stream order, not coupon order: the sketch's hash table degrades on sorted coupons.
+    return np.sort(first[first >= 0])
+
+
+class _Distinct:
+    """Approximate distinct count: a DataSketches CPC sketch, always held as a union result."""
+
+    def __init__(self, sketch: cpc_sketch | None = None) -> None:
+        self.sketch = sketch if sketch is not None else cpc_sketch(CPC_LG_K)
+
+    def update_floats(self, x: np.ndarray) -> None:
+        if len(x):
+            self._add(x[_one_per_coupon(*_murmur_doubles(x))].tolist())
+
+    def update_strings(self, values: pa.Array | pa.ChunkedArray) -> None:
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        items: list[str] = []
+        for chunk in chunks:
+            if len(chunk):
+                items += chunk.take(_one_per_coupon(*_murmur_strings(chunk))).to_pylist()
+        self._add(items)
+
+    def _add(self, items: list[Any]) -> None:
+        batch = cpc_sketch(CPC_LG_K)
+        for item in items:
+            batch.update(item)
+        self.merge(_Distinct(batch))
+
+    def merge(self, other: _Distinct) -> None:
+        union = cpc_union(CPC_LG_K)
+        union.update(self.sketch)
+        union.update(other.sketch)
+        self.sketch = union.get_result()
+
+    def estimate(self) -> float:
+        return float(self.sketch.get_estimate())
+
+    def to_text(self) -> str:
+        return _b64(self.sketch.serialize())
+
+    @classmethod
+    def from_text(cls, text: str) -> _Distinct:
+        return cls(cpc_sketch.deserialize(base64.b64decode(text)))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --- numeric and timestamp columns ---
+
+
+def _merge_counts(
+    v1: np.ndarray, c1: np.ndarray, v2: np.ndarray, c2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    values, inverse = np.unique(np.concatenate([v1, v2]), return_inverse=True)
+    counts = np.zeros(len(values), dtype=np.int64)
+    np.add.at(counts, inverse, np.concatenate([c1, c2]))
+    return values, counts
+
+
+def _exact_quantiles(values: np.ndarray, counts: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """``np.quantile`` (linear) of the data the sorted value counts stand for, without expanding it."""
+    cum = np.cumsum(counts)
+    h = (cum[-1] - 1) * qs
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, cum[-1] - 1)
+    below, above = values[np.searchsorted(cum, lo, "right")], values[np.searchsorted(cum, hi, "right")]
+    return below + (h - lo) * (above - below)
+
+
 class _Numeric:
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
+    def __init__(self) -> None:
         self.n = 0
         self.missing = 0
         self.mean = 0.0
         self.m2 = 0.0
         self.min = np.inf
         self.max = -np.inf
-        self.reservoir = np.empty(0, dtype=np.float64)
+        # Exact mode: sorted distinct values and their counts. Sketch mode: KLL and CPC.
+        self.values: np.ndarray | None = np.empty(0, dtype=np.float64)
+        self.counts: np.ndarray | None = np.empty(0, dtype=np.int64)
+        self.kll: kll_doubles_sketch | None = None
+        self.distinct: _Distinct | None = None
 
-    def update(self, values: pa.Array) -> None:
+    def update(self, values: pa.Array | pa.ChunkedArray) -> None:
         self.missing += values.null_count
         x = numeric_values(values)
-        x = x[~np.isnan(x)]
-        m = len(x)
-        if not m:
-            return
-        mean, m2 = float(x.mean()), float(((x - x.mean()) ** 2).sum())
-        total = self.n + m
-        delta = mean - self.mean
-        # Chan et al.: exact merge of two (count, mean, M2) summaries.
-        self.m2 += m2 + delta * delta * self.n * m / total
-        self.mean += delta * m / total
-        self.min = min(self.min, float(x.min()))
-        self.max = max(self.max, float(x.max()))
-        self._sample(x)
-        self.n = total
-
-    def _sample(self, x: np.ndarray) -> None:
-        room = RESERVOIR_SIZE - len(self.reservoir)
-        if room > 0:
-            self.reservoir = np.concatenate([self.reservoir, x[:room]])
-            start, x = self.n + min(room, len(x)), x[room:]
-        else:
-            start = self.n
+        nan = np.isnan(x)
+        if nan.any():
+            x = x[~nan]
         if not len(x):
             return
-        # Algorithm R, vectorised: the t-th value (0-based) replaces a random slot w.p. K/(t+1).
-        t = np.arange(start, start + len(x), dtype=np.float64)
-        keep = self.rng.random(len(x)) < RESERVOIR_SIZE / (t + 1)
-        slots = self.rng.integers(0, RESERVOIR_SIZE, int(keep.sum()))
-        self.reservoir[slots] = x[keep]
+        mean = float(x.mean())
+        self._add_moments(len(x), mean, float(np.square(x - mean).sum()), x.min(), x.max())
+        if self.values is not None and self.counts is not None:
+            head = x[:_PROBE_ROWS]
+            if len(head) <= EXACT_VALUES or len(np.unique(head)) <= EXACT_VALUES:
+                unique, counts = np.unique(x, return_counts=True)
+                values, counts = _merge_counts(self.values, self.counts, unique, counts)
+                if len(values) <= EXACT_VALUES:
+                    self.values, self.counts = values, counts
+                    return
+            self._to_sketch()
+        assert self.kll is not None and self.distinct is not None
+        self.kll.update(x if x.flags.writeable else x.copy())
+        self.distinct.update_floats(x)
+
+    def _add_moments(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
+        total = self.n + n
+        delta = mean - self.mean
+        # Chan et al.: exact merge of two (count, mean, M2) summaries.
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.mean += delta * n / total
+        self.min, self.max = min(self.min, float(lo)), max(self.max, float(hi))
+        self.n = total
+
+    def _to_sketch(self) -> None:
+        if self.values is None or self.counts is None:
+            return
+        self.kll = kll_doubles_sketch(KLL_K)
+        _feed_counts(self.kll, self.values, self.counts)
+        self.distinct = _Distinct()
+        self.distinct.update_floats(self.values)
+        self.values = self.counts = None
+
+    def merge(self, other: _Numeric) -> None:
+        self.missing += other.missing
+        if not other.n:
+            return
+        self._add_moments(other.n, other.mean, other.m2, other.min, other.max)
+        if self.values is not None and self.counts is not None:
+            if other.values is not None and other.counts is not None:
+                values, counts = _merge_counts(self.values, self.counts, other.values, other.counts)
+                if len(values) <= EXACT_VALUES:
+                    self.values, self.counts = values, counts
+                    return
+            self._to_sketch()
+        assert self.kll is not None and self.distinct is not None
+        if other.values is not None and other.counts is not None:
+            _feed_counts(self.kll, other.values, other.counts)
+            self.distinct.update_floats(other.values)
+        else:
+            assert other.kll is not None and other.distinct is not None
+            self.kll.merge(other.kll)
+            self.distinct.merge(other.distinct)
 
     def finish(self, type_: str) -> dict[str, Any]:
         out: dict[str, Any] = {"type": type_, "kind": column_kind(type_)}
         out.update(count=self.n + self.missing, missing=self.missing)
         if not self.n:
+            out.update(distinct=0, distinct_exact=True, sketch={"m2": 0.0, "values": [], "counts": []})
             return out
-        sample = np.sort(self.reservoir)
-        qs = np.quantile(sample, QUANTILES)
-        cuts = np.unique(np.quantile(sample, np.linspace(0, 1, HISTOGRAM_BINS + 1)[1:-1]))
-        counts = np.bincount(bin_index(sample, list(cuts)), minlength=len(cuts) + 1)
-        scale = self.n / len(sample)
+        deciles = np.linspace(0, 1, HISTOGRAM_BINS + 1)[1:-1]
+        sketch: dict[str, Any] = {"m2": self.m2}
+        if self.values is not None and self.counts is not None:
+            qs = _exact_quantiles(self.values, self.counts, np.array(QUANTILES))
+            cuts = np.unique(_exact_quantiles(self.values, self.counts, deciles))
+            bins = bin_index(self.values, list(cuts))
+            counts = np.bincount(bins, weights=self.counts, minlength=len(cuts) + 1)
+            distinct, exact = len(self.values), True
+            if len(self.values) <= STORED_VALUES:
+                sketch.update(values=self.values.tolist(), counts=self.counts.tolist())
+            else:
+                kll = kll_doubles_sketch(KLL_K)
+                _feed_counts(kll, self.values, self.counts)
+                sketch.update(kll=_b64(kll.serialize()), cpc=_Distinct.of(self.values).to_text())
+        else:
+            assert self.kll is not None and self.distinct is not None
+            qs = np.array(self.kll.get_quantiles(list(QUANTILES)))
+            cuts = np.unique(self.kll.get_quantiles(list(deciles)))
+            cdf = np.array(self.kll.get_cdf(list(cuts), inclusive=True)) if len(cuts) else np.ones(1)
+            cum = np.round(cdf * self.n).astype(np.int64)
+            cum[-1] = self.n
+            counts = np.diff(cum, prepend=0)
+            distinct = int(min(self.n, max(1, round(self.distinct.estimate()))))
+            exact = False
+            sketch.update(kll=_b64(self.kll.serialize()), cpc=self.distinct.to_text())
         out.update(
             min=self.min,
             max=self.max,
@@ -117,38 +377,137 @@ class _Numeric:
             quantiles={
                 f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, qs, strict=True)
             },
-            histogram={
-                "cuts": [float(c) for c in cuts],
-                "counts": [round(float(c) * scale) for c in counts],
-            },
-            sampled=len(sample) < self.n,
+            histogram={"cuts": [float(c) for c in cuts], "counts": [round(c) for c in counts]},
+            sampled=not exact,
+            distinct=distinct,
+            distinct_exact=exact,
+            sketch=sketch,
         )
         return out
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, Any]) -> _Numeric:
+        acc = cls()
+        sketch = stats["sketch"]
+        acc.missing = stats["missing"]
+        acc.n = stats["count"] - stats["missing"]
+        if not acc.n:
+            return acc
+        acc.mean, acc.m2 = stats["mean"], sketch["m2"]
+        acc.min, acc.max = stats["min"], stats["max"]
+        if "kll" in sketch:
+            acc.kll = kll_doubles_sketch.deserialize(base64.b64decode(sketch["kll"]))
+            acc.distinct = _Distinct.from_text(sketch["cpc"])
+            acc.values = acc.counts = None
+        else:
+            acc.values = np.array(sketch["values"], dtype=np.float64)
+            acc.counts = np.array(sketch["counts"], dtype=np.int64)
+        return acc
+
+
+def _feed_counts(kll: kll_doubles_sketch, values: np.ndarray, counts: np.ndarray) -> None:
+    """Feed value counts to a KLL sketch, a million values at a time (it takes no weights)."""
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(values):
+        stop = max(int(np.searchsorted(ends, ends[start] - counts[start] + 2**20, "right")), start + 1)
+        kll.update(np.repeat(values[start:stop], counts[start:stop]))
+        start = stop
+
+
+def _distinct_of(values: np.ndarray) -> _Distinct:
+    distinct = _Distinct()
+    distinct.update_floats(values)
+    return distinct
+
+
+_Distinct.of = staticmethod(_distinct_of)  # type: ignore[attr-defined]
+
+
+# --- categorical columns ---
 
 
 class _Categorical:
     def __init__(self) -> None:
         self.missing = 0
-        self.counts: dict[str, int] = {}
+        self.keys: list[str] = []  # in order of first appearance, at most MAX_CATEGORIES
+        self.counts = np.zeros(0, dtype=np.int64)
         self.other = 0
+        self.distinct: _Distinct | None = None  # only once some value went to ``other``
+        self._key_array: pa.Array | None = None
 
-    def update(self, values: pa.Array) -> None:
+    def _known(self) -> pa.Array:
+        if self._key_array is None or len(self._key_array) != len(self.keys):
+            self._key_array = pa.array(self.keys, pa.string())
+        return self._key_array
+
+    def _admit(self, keys: list[str], counts: np.ndarray) -> None:
+        self.keys += keys
+        self.counts = np.concatenate([self.counts, counts.astype(np.int64)])
+
+    def _sketch(self) -> _Distinct:
+        if self.distinct is None:
+            self.distinct = _Distinct()
+            self.distinct.update_strings(self._known())
+        return self.distinct
+
+    def update(self, values: pa.Array | pa.ChunkedArray) -> None:
         self.missing += values.null_count
-        vc = pc.value_counts(pc.drop_null(category_values(values)))
-        for value, count in zip(
-            vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True
-        ):
-            if value in self.counts:
-                self.counts[value] += count
-            elif len(self.counts) < MAX_CATEGORIES:
-                self.counts[value] = count
-            else:
-                self.other += count
+        v = pc.drop_null(category_values(values))
+        if not len(v):
+            return
+        room = MAX_CATEGORIES - len(self.keys)
+        if room and len(v) > _CATEGORY_PROBE_ROWS:
+            # The head alone brings enough new values to fill the table: admit them (the same
+            # values, in the same order, that counting the whole batch would) and skip to counting.
+            head = pc.unique(v.slice(0, _CATEGORY_PROBE_ROWS))
+            new = head.filter(pc.invert(pc.is_in(head, value_set=self._known())))
+            if len(new) >= room:
+                self._admit(new.slice(0, room).to_pylist(), np.zeros(room, dtype=np.int64))
+                room = 0
+        if room:
+            vc = pc.value_counts(v)
+            keys, counts = vc.field("values"), np.asarray(vc.field("counts"), dtype=np.int64)
+            index = np.asarray(pc.fill_null(pc.index_in(keys, value_set=self._known()), -1))
+            known = index >= 0
+            self.counts[index[known]] += counts[known]
+            new_keys, new_counts = keys.filter(pa.array(~known)), counts[~known]
+            self._admit(new_keys.slice(0, room).to_pylist(), new_counts[:room])
+            overflow = int(new_counts[room:].sum())
+            if overflow or self.distinct is not None:
+                self.other += overflow
+                self._sketch().update_strings(keys)
+            return
+        codes = pc.fill_null(pc.index_in(v, value_set=self._known()), len(self.keys))
+        binned = np.bincount(np.asarray(codes), minlength=len(self.keys) + 1)
+        self.counts += binned[:-1]
+        if binned[-1] or self.distinct is not None:
+            self.other += int(binned[-1])
+            self._sketch().update_strings(v)
+
+    def merge(self, other: _Categorical) -> None:
+        self.missing += other.missing
+        if other.distinct is not None or self.distinct is not None:
+            self._sketch().merge(other._sketch())
+        index = np.asarray(
+            pc.fill_null(pc.index_in(other._known(), value_set=self._known()), -1), dtype=np.int64
+        )
+        known = index >= 0
+        self.counts[index[known]] += other.counts[known]
+        room = MAX_CATEGORIES - len(self.keys)
+        new = np.flatnonzero(~known)
+        self._admit([other.keys[i] for i in new[:room]], other.counts[new[:room]])
+        overflow = int(other.counts[new[room:]].sum()) + other.other
+        if overflow and self.distinct is None:
+            self._sketch().update_strings(other._known())
+        self.other += overflow
 
     def finish(self, type_: str) -> dict[str, Any]:
-        ordered = dict(sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        ordered = dict(
+            sorted(zip(self.keys, self.counts.tolist(), strict=True), key=lambda kv: (-kv[1], kv[0]))
+        )
         present = sum(ordered.values()) + self.other
-        return {
+        out: dict[str, Any] = {
             "type": type_,
             "kind": "categorical",
             "count": present + self.missing,
@@ -158,11 +517,28 @@ class _Categorical:
             "categories": ordered,
             "other": self.other,
         }
+        if self.other:
+            estimate = round(self._sketch().estimate())
+            out["distinct"] = int(min(present, max(len(ordered) + 1, estimate)))
+            out["sketch"] = {"cpc": self._sketch().to_text()}
+        return out
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, Any]) -> _Categorical:
+        acc = cls()
+        acc.missing, acc.other = stats["missing"], stats["other"]
+        acc._admit(list(stats["categories"]), np.array(list(stats["categories"].values())))
+        if acc.other:
+            acc.distinct = _Distinct.from_text(stats["sketch"]["cpc"])
+        return acc
+
+
+# --- the profile ---
 
 
 @dataclass
 class Profile:
-    """Per-column statistics of a table; JSON round-trips.
+    """Per-column statistics of a table; JSON round-trips; profiles of parts merge.
 
     >>> import pyarrow as pa
     >>> from mlscale.data.schema import Schema, Column
@@ -171,6 +547,9 @@ class Profile:
     >>> p = b.finish()
     >>> p.columns["x"]["mean"], p.columns["x"]["missing"], p.columns["c"]["categories"]
     (1.5, 1, {'a': 2, 'b': 1})
+    >>> both = p.merge(p)
+    >>> both.num_rows, both.columns["x"]["mean"], both.columns["c"]["categories"]
+    (6, 1.5, {'a': 4, 'b': 2})
     """
 
     num_rows: int
@@ -183,6 +562,12 @@ class Profile:
     def from_json(cls, data: bytes) -> Profile:
         obj = json.loads(data)
         return cls(num_rows=obj["num_rows"], columns=obj["columns"])
+
+    def merge(self, other: Profile) -> Profile:
+        """The profile of both tables together (columns must match by name and type)."""
+        builder = ProfileBuilder.from_profile(self)
+        builder.merge(ProfileBuilder.from_profile(other))
+        return builder.finish()
 
     def display_value(self, column: str, key: str) -> str:
         """A statistic formatted for people (timestamps as ISO dates)."""
@@ -198,14 +583,13 @@ class Profile:
 
 
 class ProfileBuilder:
-    """Accumulates a :class:`Profile` over a stream of record batches."""
+    """Accumulates a :class:`Profile` over a stream of record batches; builders merge."""
 
-    def __init__(self, schema: Schema, *, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
+    def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.num_rows = 0
         self._acc: dict[str, _Numeric | _Categorical] = {
-            c.name: _Categorical() if column_kind(c.type) == "categorical" else _Numeric(rng)
+            c.name: _Categorical() if column_kind(c.type) == "categorical" else _Numeric()
             for c in schema.columns
         }
 
@@ -214,9 +598,53 @@ class ProfileBuilder:
         for name, acc in self._acc.items():
             acc.update(batch.column(name))
 
+    def merge(self, other: ProfileBuilder) -> ProfileBuilder:
+        """Add what ``other`` has seen to this builder (``other`` is left as it was)."""
+        _check_same_columns(self.schema, other.schema)
+        self.num_rows += other.num_rows
+        for name, acc in self._acc.items():
+            acc.merge(other._acc[name])  # type: ignore[arg-type]
+        return self
+
     def finish(self) -> Profile:
         columns = {c.name: self._acc[c.name].finish(c.type) for c in self.schema.columns}
         return Profile(num_rows=self.num_rows, columns=columns)
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> ProfileBuilder:
+        """A builder holding what ``profile`` summarises, to merge into or to go on updating."""
+        builder = cls(Schema([Column(n, s["type"]) for n, s in profile.columns.items()]))
+        builder.num_rows = profile.num_rows
+        for name, stats in profile.columns.items():
+            if "sketch" not in stats and (stats["kind"] != "categorical" or stats["other"]):
+                raise SchemaError(
+                    f"column {name!r}: this profile was written without sketches (by an older "
+                    "mlscale), so it cannot be merged; profile the data again to merge it"
+                )
+            builder._acc[name] = (
+                _Categorical.from_stats(stats)
+                if stats["kind"] == "categorical"
+                else _Numeric.from_stats(stats)
+            )
+        return builder
+
+
+def _check_same_columns(a: Schema, b: Schema) -> None:
+    types_a = {c.name: c.type for c in a.columns}
+    types_b = {c.name: c.type for c in b.columns}
+    only_a, only_b = sorted(types_a.keys() - types_b), sorted(types_b.keys() - types_a)
+    if only_a or only_b:
+        raise SchemaError(
+            "cannot merge profiles of different columns: "
+            f"only in the first: {', '.join(map(repr, only_a)) or 'none'}; "
+            f"only in the second: {', '.join(map(repr, only_b)) or 'none'}"
+        )
+    for name, type_ in types_a.items():
+        if types_b[name] != type_:
+            raise SchemaError(
+                f"cannot merge profiles: column {name!r} is {type_} in the first and "
+                f"{types_b[name]} in the second"
+            )
 
 
 def profile_table(table: pa.Table, schema: Schema) -> Profile:

@@ -147,6 +147,10 @@ class HttpSource(BaseArrowSource):
             problems.append(f"pagination must be one of {', '.join(_PAGINATIONS)}")
         if self.pagination == "cursor" and not self.cursor_field:
             problems.append('pagination="cursor" needs cursor_field, the path to the next cursor')
+        if self.pagination == "cursor" and not self.cursor_param:
+            problems.append('pagination="cursor" needs cursor_param, the query parameter to send')
+        if self.pagination == "page" and not self.page_param:
+            problems.append('pagination="page" needs page_param, the query parameter to send')
         try:
             if httpx.URL(self.url).scheme not in ("http", "https"):
                 problems.append("url must start with http:// or https://")

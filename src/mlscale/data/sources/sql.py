@@ -92,7 +92,7 @@ class SqlSource(BaseArrowSource):
         try:
             url = sa.make_url(self.url)
         except (sa.exc.ArgumentError, ValueError) as exc:
-            # The message leaves the URL out: it could not be parsed, so its password can't be masked.
+            # Leave the URL out: unparsed, its password cannot be masked.
             raise DataError(
                 f"invalid database URL ({exc}); expected dialect+driver://user:password@host/"
                 "database, e.g. postgresql://analyst@db.example.com/sales or sqlite:///data.db"
@@ -145,10 +145,15 @@ class SqlSource(BaseArrowSource):
         for rows in result.partitions(self.batch_rows):
             columns = list(zip(*rows, strict=True))
             if schema is None:
-                types = [d or _infer(col) for d, col in zip(declared, columns, strict=True)]
+                types = [
+                    d if d is not None else _infer(col)
+                    for d, col in zip(declared, columns, strict=True)
+                ]
                 schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
                 origins = [
-                    "declared by the database" if d else f"decided from the first {len(rows)} rows"
+                    "declared by the database"
+                    if d is not None
+                    else f"decided from the first {len(rows)} rows"
                     for d in declared
                 ]
             arrays = [
@@ -225,15 +230,16 @@ class _Misfit(Exception):
 def _array(
     where: str, field: pa.Field, values: Sequence[Any], first_row: int, origin: str
 ) -> pa.Array:
+    key = str(field.type)
+    native = _NATIVE[key]
     try:
-        return pa.array(values, field.type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        pass  # mixed Python types: convert value by value below
-    convert = _CONVERTERS[str(field.type)]
-    try:
-        return pa.array(_convert_all(convert, values), field.type)
+        # pa.array alone would be lenient in the wrong places (it truncates 2.5 to an int64 2),
+        # so it gets only values of exactly the expected Python types.
+        if all(v is None or type(v) in native for v in values):
+            return pa.array(values, field.type)
+        return pa.array(_convert_all(_CONVERTERS[key], values), field.type)
     except _Misfit as misfit:
-        row = first_row + misfit.index
+        row: int | None = first_row + misfit.index
         found = f"{misfit.value!r} ({type(misfit.value).__name__})"
     except (pa.ArrowInvalid, OverflowError) as exc:
         row, found = None, f"a value out of range ({exc})"
@@ -295,6 +301,13 @@ def _to_text(v: Any) -> str:
     return str(v)
 
 
+_NATIVE: dict[str, tuple[type, ...]] = {
+    "int64": (int,),
+    "double": (int, float),
+    "bool": (bool,),
+    "timestamp[us]": (datetime,),
+    "string": (str,),
+}
 _CONVERTERS = {
     "int64": _to_int,
     "double": _to_float,
