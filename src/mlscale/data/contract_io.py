@@ -147,7 +147,10 @@ def load_contract(path: str | os.PathLike[str]) -> Contract:
 
 
 def loads_contract(text: str, path: str | os.PathLike[str] = "<string>") -> Contract:
-    """Parse and check contract YAML; ``path`` names the source in messages and on the contract."""
+    """Parse and check contract YAML; ``path`` names it in messages and becomes ``Contract.path``.
+
+    The default ``"<string>"`` leaves ``Contract.path`` None, so a dumped contract reads back equal.
+    """
     where = str(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)

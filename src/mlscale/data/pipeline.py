@@ -216,9 +216,12 @@ class Pipeline:
                     if n_bad == 0
                     else batch.filter(pc.invert(bad)).select(columns)
                 )
-                for key, label in self.plan.counters.items():
+                for key, label in self.plan.counters.items():  # changes kept, on accepted rows
+                    changed = batch.column(key)
+                    if n_bad:
+                        changed = pc.and_(changed, pc.invert(bad))
                     self.report.steps[label] = self.report.steps.get(label, 0) + (
-                        pc.sum(pc.cast(batch.column(key), pa.int64())).as_py() or 0
+                        pc.sum(pc.cast(changed, pa.int64())).as_py() or 0
                     )
                 rejected = self._rejected(batch, bad, offset, qschema) if n_bad else None
                 offset += n

@@ -52,7 +52,6 @@ KLL_K = 200
 CPC_LG_K = 11
 HISTOGRAM_BINS = 10
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-_PROBE_ROWS = 2 * EXACT_VALUES  # a batch head this long tells a high-cardinality column early
 _CATEGORY_PROBE_ROWS = 65_536
 
 
@@ -179,10 +178,14 @@ def _murmur_strings(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _leading_zeros(x: np.ndarray) -> np.ndarray:
-    x = x | (x >> np.uint64(1))
-    for shift in (2, 4, 8, 16, 32):
-        x |= x >> np.uint64(shift)
-    return 64 - np.bitwise_count(x).astype(np.int64)
+    """Leading zero bits of each uint64, read off the float64 exponent of its top 53 bits."""
+    top = (x >> np.uint64(11)).view(np.int64).astype(np.float64).view(np.int64) >> 52
+    zeros = 1075 - top
+    small = np.flatnonzero(top == 0)  # below 2**11: the top bits say nothing (rare)
+    if len(small):
+        low = (x[small].view(np.int64).astype(np.float64).view(np.int64) >> 52) - 1086
+        zeros[small] = np.where(x[small] > 0, -low, 64)
+    return zeros
 
 
 def _one_per_coupon(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
@@ -209,8 +212,17 @@ class _Distinct:
         chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
         items: list[str] = []
         for chunk in chunks:
-            if len(chunk):
-                items += chunk.take(_one_per_coupon(*_murmur_strings(chunk))).to_pylist()
+            if not len(chunk):
+                continue
+            h1, h2 = _murmur_strings(chunk)
+            # DataSketches ignores empty strings: one must not stand for a coupon.
+            filled = np.flatnonzero(np.asarray(pc.binary_length(chunk)))
+            if len(filled) < len(chunk):
+                h1, h2, rows = h1[filled], h2[filled], filled
+            else:
+                rows = None
+            picks = _one_per_coupon(h1, h2)
+            items += chunk.take(picks if rows is None else rows[picks]).to_pylist()
         self._add(items)
 
     def _add(self, items: list[Any]) -> None:
@@ -224,6 +236,12 @@ class _Distinct:
         union.update(self.sketch)
         union.update(other.sketch)
         self.sketch = union.get_result()
+
+    @classmethod
+    def of_floats(cls, x: np.ndarray) -> _Distinct:
+        distinct = cls()
+        distinct.update_floats(x)
+        return distinct
 
     def estimate(self) -> float:
         return float(self.sketch.get_estimate())
@@ -258,7 +276,10 @@ def _exact_quantiles(values: np.ndarray, counts: np.ndarray, qs: np.ndarray) -> 
     h = (cum[-1] - 1) * qs
     lo = np.floor(h).astype(np.int64)
     hi = np.minimum(lo + 1, cum[-1] - 1)
-    below, above = values[np.searchsorted(cum, lo, "right")], values[np.searchsorted(cum, hi, "right")]
+    below, above = (
+        values[np.searchsorted(cum, lo, "right")],
+        values[np.searchsorted(cum, hi, "right")],
+    )
     return below + (h - lo) * (above - below)
 
 
@@ -270,11 +291,12 @@ class _Numeric:
         self.m2 = 0.0
         self.min = np.inf
         self.max = -np.inf
-        # Exact mode: sorted distinct values and their counts. Sketch mode: KLL and CPC.
-        self.values: np.ndarray | None = np.empty(0, dtype=np.float64)
-        self.counts: np.ndarray | None = np.empty(0, dtype=np.int64)
+        # Exact mode (no KLL yet): sorted distinct values and their counts.
+        self.values = np.empty(0, dtype=np.float64)
+        self.counts = np.empty(0, dtype=np.int64)
+        # Sketch mode: quantiles and distinct values.
         self.kll: kll_doubles_sketch | None = None
-        self.distinct: _Distinct | None = None
+        self.distinct = _Distinct()
 
     def update(self, values: pa.Array | pa.ChunkedArray) -> None:
         self.missing += values.null_count
@@ -286,17 +308,15 @@ class _Numeric:
             return
         mean = float(x.mean())
         self._add_moments(len(x), mean, float(np.square(x - mean).sum()), x.min(), x.max())
-        if self.values is not None and self.counts is not None:
-            head = x[:_PROBE_ROWS]
+        if self.kll is None:
+            # A head of twice the limit tells a high-cardinality column early, before a full sort.
+            head = x[: 2 * EXACT_VALUES]
             if len(head) <= EXACT_VALUES or len(np.unique(head)) <= EXACT_VALUES:
                 unique, counts = np.unique(x, return_counts=True)
-                values, counts = _merge_counts(self.values, self.counts, unique, counts)
-                if len(values) <= EXACT_VALUES:
-                    self.values, self.counts = values, counts
+                if self._add_counts(unique, counts):
                     return
             self._to_sketch()
-        assert self.kll is not None and self.distinct is not None
-        self.kll.update(x if x.flags.writeable else x.copy())
+        self._sketch().update(x if x.flags.writeable else x.copy())
         self.distinct.update_floats(x)
 
     def _add_moments(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
@@ -308,67 +328,63 @@ class _Numeric:
         self.min, self.max = min(self.min, float(lo)), max(self.max, float(hi))
         self.n = total
 
+    def _add_counts(self, values: np.ndarray, counts: np.ndarray) -> bool:
+        """Merge value counts in exact mode; False (and nothing changed) past ``EXACT_VALUES``."""
+        merged, total = _merge_counts(self.values, self.counts, values, counts)
+        if len(merged) > EXACT_VALUES:
+            return False
+        self.values, self.counts = merged, total
+        return True
+
+    def _sketch(self) -> kll_doubles_sketch:
+        if self.kll is None:
+            raise RuntimeError("numeric profile is in exact mode")
+        return self.kll
+
     def _to_sketch(self) -> None:
-        if self.values is None or self.counts is None:
-            return
-        self.kll = kll_doubles_sketch(KLL_K)
-        _feed_counts(self.kll, self.values, self.counts)
-        self.distinct = _Distinct()
-        self.distinct.update_floats(self.values)
-        self.values = self.counts = None
+        if self.kll is None:
+            self.kll = kll_doubles_sketch(KLL_K)
+            _feed_counts(self.kll, self.values, self.counts)
+            self.distinct.update_floats(self.values)
+            self.values, self.counts = self.values[:0], self.counts[:0]
 
     def merge(self, other: _Numeric) -> None:
         self.missing += other.missing
         if not other.n:
             return
         self._add_moments(other.n, other.mean, other.m2, other.min, other.max)
-        if self.values is not None and self.counts is not None:
-            if other.values is not None and other.counts is not None:
-                values, counts = _merge_counts(self.values, self.counts, other.values, other.counts)
-                if len(values) <= EXACT_VALUES:
-                    self.values, self.counts = values, counts
-                    return
-            self._to_sketch()
-        assert self.kll is not None and self.distinct is not None
-        if other.values is not None and other.counts is not None:
-            _feed_counts(self.kll, other.values, other.counts)
+        if self.kll is None and other.kll is None and self._add_counts(other.values, other.counts):
+            return
+        self._to_sketch()
+        if other.kll is None:
+            _feed_counts(self._sketch(), other.values, other.counts)
             self.distinct.update_floats(other.values)
         else:
-            assert other.kll is not None and other.distinct is not None
-            self.kll.merge(other.kll)
+            self._sketch().merge(other.kll)
             self.distinct.merge(other.distinct)
 
     def finish(self, type_: str) -> dict[str, Any]:
         out: dict[str, Any] = {"type": type_, "kind": column_kind(type_)}
         out.update(count=self.n + self.missing, missing=self.missing)
         if not self.n:
-            out.update(distinct=0, distinct_exact=True, sketch={"m2": 0.0, "values": [], "counts": []})
+            sketch = {"m2": 0.0, "values": [], "counts": []}
+            out.update(distinct=0, distinct_exact=True, sketch=sketch)
             return out
         deciles = np.linspace(0, 1, HISTOGRAM_BINS + 1)[1:-1]
-        sketch: dict[str, Any] = {"m2": self.m2}
-        if self.values is not None and self.counts is not None:
+        if self.kll is None:
             qs = _exact_quantiles(self.values, self.counts, np.array(QUANTILES))
             cuts = np.unique(_exact_quantiles(self.values, self.counts, deciles))
             bins = bin_index(self.values, list(cuts))
-            counts = np.bincount(bins, weights=self.counts, minlength=len(cuts) + 1)
-            distinct, exact = len(self.values), True
-            if len(self.values) <= STORED_VALUES:
-                sketch.update(values=self.values.tolist(), counts=self.counts.tolist())
-            else:
-                kll = kll_doubles_sketch(KLL_K)
-                _feed_counts(kll, self.values, self.counts)
-                sketch.update(kll=_b64(kll.serialize()), cpc=_Distinct.of(self.values).to_text())
+            counts = np.rint(np.bincount(bins, weights=self.counts, minlength=len(cuts) + 1))
+            distinct = len(self.values)
         else:
-            assert self.kll is not None and self.distinct is not None
             qs = np.array(self.kll.get_quantiles(list(QUANTILES)))
             cuts = np.unique(self.kll.get_quantiles(list(deciles)))
-            cdf = np.array(self.kll.get_cdf(list(cuts), inclusive=True)) if len(cuts) else np.ones(1)
-            cum = np.round(cdf * self.n).astype(np.int64)
+            cdf = self.kll.get_cdf(list(cuts), inclusive=True) if len(cuts) else [1.0]
+            cum = np.round(np.array(cdf) * self.n).astype(np.int64)
             cum[-1] = self.n
             counts = np.diff(cum, prepend=0)
             distinct = int(min(self.n, max(1, round(self.distinct.estimate()))))
-            exact = False
-            sketch.update(kll=_b64(self.kll.serialize()), cpc=self.distinct.to_text())
         out.update(
             min=self.min,
             max=self.max,
@@ -377,13 +393,24 @@ class _Numeric:
             quantiles={
                 f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, qs, strict=True)
             },
-            histogram={"cuts": [float(c) for c in cuts], "counts": [round(c) for c in counts]},
-            sampled=not exact,
+            histogram={"cuts": [float(c) for c in cuts], "counts": [int(c) for c in counts]},
+            sampled=self.kll is not None,
             distinct=distinct,
-            distinct_exact=exact,
-            sketch=sketch,
+            distinct_exact=self.kll is None,
+            sketch=self._stored_sketch(),
         )
         return out
+
+    def _stored_sketch(self) -> dict[str, Any]:
+        """What a later merge needs beyond the statistics: exact value counts when few, else KLL."""
+        if self.kll is None and len(self.values) <= STORED_VALUES:
+            return {"m2": self.m2, "values": self.values.tolist(), "counts": self.counts.tolist()}
+        kll, distinct = self.kll, self.distinct
+        if kll is None:
+            kll = kll_doubles_sketch(KLL_K)
+            _feed_counts(kll, self.values, self.counts)
+            distinct = _Distinct.of_floats(self.values)
+        return {"m2": self.m2, "kll": _b64(kll.serialize()), "cpc": distinct.to_text()}
 
     @classmethod
     def from_stats(cls, stats: dict[str, Any]) -> _Numeric:
@@ -398,7 +425,6 @@ class _Numeric:
         if "kll" in sketch:
             acc.kll = kll_doubles_sketch.deserialize(base64.b64decode(sketch["kll"]))
             acc.distinct = _Distinct.from_text(sketch["cpc"])
-            acc.values = acc.counts = None
         else:
             acc.values = np.array(sketch["values"], dtype=np.float64)
             acc.counts = np.array(sketch["counts"], dtype=np.int64)
@@ -406,22 +432,16 @@ class _Numeric:
 
 
 def _feed_counts(kll: kll_doubles_sketch, values: np.ndarray, counts: np.ndarray) -> None:
-    """Feed value counts to a KLL sketch, a million values at a time (it takes no weights)."""
-    ends = np.cumsum(counts)
-    start = 0
-    while start < len(values):
-        stop = max(int(np.searchsorted(ends, ends[start] - counts[start] + 2**20, "right")), start + 1)
-        kll.update(np.repeat(values[start:stop], counts[start:stop]))
-        start = stop
-
-
-def _distinct_of(values: np.ndarray) -> _Distinct:
-    distinct = _Distinct()
-    distinct.update_floats(values)
-    return distinct
-
-
-_Distinct.of = staticmethod(_distinct_of)  # type: ignore[attr-defined]
+    """Feed value counts to a KLL sketch (it takes no weights), about a million values at a time."""
+    chunk = 1 << 20
+    bounds = np.flatnonzero(np.diff(np.cumsum(counts) // chunk)) + 1
+    for v, c in zip(np.split(values, bounds), np.split(counts, bounds), strict=True):
+        if c.sum() <= 2 * chunk:
+            kll.update(np.repeat(v, c))
+            continue
+        for value, count in zip(v.tolist(), c.tolist(), strict=True):
+            for start in range(0, count, chunk):
+                kll.update(np.full(min(chunk, count - start), value))
 
 
 # --- categorical columns ---
@@ -445,10 +465,16 @@ class _Categorical:
         self.keys += keys
         self.counts = np.concatenate([self.counts, counts.astype(np.int64)])
 
+    def _distinct_sketch(self) -> _Distinct:
+        """A CPC sketch of every value seen (the keys are all of them until one went to other)."""
+        if self.distinct is not None:
+            return self.distinct
+        distinct = _Distinct()
+        distinct.update_strings(self._known())
+        return distinct
+
     def _sketch(self) -> _Distinct:
-        if self.distinct is None:
-            self.distinct = _Distinct()
-            self.distinct.update_strings(self._known())
+        self.distinct = self._distinct_sketch()
         return self.distinct
 
     def update(self, values: pa.Array | pa.ChunkedArray) -> None:
@@ -487,8 +513,6 @@ class _Categorical:
 
     def merge(self, other: _Categorical) -> None:
         self.missing += other.missing
-        if other.distinct is not None or self.distinct is not None:
-            self._sketch().merge(other._sketch())
         index = np.asarray(
             pc.fill_null(pc.index_in(other._known(), value_set=self._known()), -1), dtype=np.int64
         )
@@ -497,14 +521,15 @@ class _Categorical:
         room = MAX_CATEGORIES - len(self.keys)
         new = np.flatnonzero(~known)
         self._admit([other.keys[i] for i in new[:room]], other.counts[new[:room]])
-        overflow = int(other.counts[new[room:]].sum()) + other.other
-        if overflow and self.distinct is None:
-            self._sketch().update_strings(other._known())
-        self.other += overflow
+        self.other += int(other.counts[new[room:]].sum()) + other.other
+        if self.other:
+            self._sketch().merge(other._distinct_sketch())
 
     def finish(self, type_: str) -> dict[str, Any]:
         ordered = dict(
-            sorted(zip(self.keys, self.counts.tolist(), strict=True), key=lambda kv: (-kv[1], kv[0]))
+            sorted(
+                zip(self.keys, self.counts.tolist(), strict=True), key=lambda kv: (-kv[1], kv[0])
+            )
         )
         present = sum(ordered.values()) + self.other
         out: dict[str, Any] = {
@@ -648,6 +673,7 @@ def _check_same_columns(a: Schema, b: Schema) -> None:
 
 
 def profile_table(table: pa.Table, schema: Schema) -> Profile:
+    """The profile of a whole table in one call."""
     builder = ProfileBuilder(schema)
     builder.update(table)
     return builder.finish()

@@ -74,16 +74,19 @@ def compile_contract(
     fills = fills or {}
     cleaning = contract.cleaning
     bounds = bounds if bounds is not None else dict(cleaning.clip)
-    raw_cols, typed, cleaned, reasons, counters = [], [], [], [], {}
+    raw_cols, typed, cleaned, counters = [], [], [], {}
+    reasons: list[tuple[str, str]] = []  # (condition, message) on the cleaned row
     for i, rule in enumerate(contract.columns):
-        name, sql_type = ident(rule.name), SQL_TYPES[rule.type]
+        name, sql_type, label = ident(rule.name), SQL_TYPES[rule.type], _q(rule.name)
         raw_cols.append(f"{name} AS _r{i}" if rule.name in present else f"NULL AS _r{i}")
         typed.append(f"{_cast(f'_r{i}', rule.type)} AS _t{i}")
         # A value that was present but did not convert is a type error, named with what was found.
+        found = f"''' || CAST(_r{i} AS VARCHAR) || ''''"
         reasons.append(
-            f"CASE WHEN _r{i} IS NOT NULL AND _t{i} IS NULL THEN "
-            f"'column {_q(rule.name)}: expected {rule.type}, found ''' || CAST(_r{i} AS VARCHAR) "
-            "|| '''' END"
+            (
+                f"_r{i} IS NOT NULL AND _t{i} IS NULL",
+                f"'column {label}: expected {rule.type}, found {found}",
+            )
         )
         value = f"_t{i}"
         for step in cleaning.normalize.get(rule.name, []):
@@ -97,9 +100,7 @@ def compile_contract(
                 counters[f"_n_fill_{i}"] = f"imputed {rule.name} ({fill.strategy}: {fill_value})"
                 value = f"COALESCE({value}, CAST({literal(fill_value)} AS {sql_type}))"
         elif fill is not None:
-            reasons.append(
-                f"CASE WHEN {name} IS NULL THEN 'column {_q(rule.name)}: missing (cleaning: drop)' END"
-            )
+            reasons.append((f"{name} IS NULL", f"'column {label}: missing (cleaning: drop)'"))
         low, high = bounds.get(rule.name, (None, None))
         if low is not None or high is not None:
             counters[f"_n_clip_{i}"] = f"clipped {rule.name}"
@@ -110,9 +111,7 @@ def compile_contract(
         cleaned.append(f"{value} AS {name}")
         reasons.extend(_rule_checks(rule, i))
     for check in contract.checks:
-        reasons.append(
-            f"CASE WHEN NOT COALESCE(({check.sql}), FALSE) THEN 'check {_q(check.name)} failed' END"
-        )
+        reasons.append((f"NOT COALESCE(({check.sql}), FALSE)", f"'check {_q(check.name)} failed'"))
     n = len(contract.columns)
     keep_raw = [f"_r{i}" for i in range(n)]
     keep_typed = [f"_t{i}" for i in range(n)]
@@ -121,17 +120,22 @@ def compile_contract(
         f"{ident(r.name)} := CAST(_r{i} AS VARCHAR)" for i, r in enumerate(contract.columns)
     )
     counter_sql = [_counter_sql(key, contract) for key in counters]
+    # Cheap boolean conditions decide; message text is built only for the rows that failed.
+    any_bad = " OR ".join(f"COALESCE({cond}, FALSE)" for cond, _ in reasons) or "FALSE"
+    messages = ", ".join(f"CASE WHEN {cond} THEN {msg} END" for cond, msg in reasons)
     level1 = f"SELECT {', '.join(raw_cols)} FROM {source}"
     level2 = f"SELECT {', '.join(keep_raw + typed)} FROM ({level1})"
     level3 = f"SELECT {', '.join(keep_raw + keep_typed + cleaned)} FROM ({level2})"
-    reason = f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '') AS _reason"
-    level4 = f"SELECT {', '.join(keep_raw + names + counter_sql + [reason])} FROM ({level3})"
+    level4 = (
+        f"SELECT {', '.join(keep_raw + names + counter_sql)}, "
+        f"CASE WHEN {any_bad} THEN concat_ws('; ', {messages}) END AS _reason FROM ({level3})"
+    )
     outer = ", ".join(
         [
             *names,
             "_reason",
             f"CASE WHEN _reason IS NOT NULL THEN struct_pack({raw_struct}) END AS _raw",
-            *list(counters),
+            *counters,
         ]
     )
     sql = f"SELECT {outer} FROM ({level4})"
@@ -146,37 +150,46 @@ def _cast(raw: str, type_: str) -> str:
     return f"TRY_CAST({raw} AS {SQL_TYPES[type_]})"
 
 
-def _rule_checks(rule: ColumnRule, i: int) -> list[str]:
-    """Reasons for the per-value rules, on the cleaned value ``rule.name``."""
+def _rule_checks(rule: ColumnRule, i: int) -> list[tuple[str, str]]:
+    """(condition, message) for the per-value rules, on the cleaned value ``rule.name``."""
     col, name = ident(rule.name), _q(rule.name)
     out = []
     if not rule.nullable:
         # A type error already explains the null; only a truly missing value is reported here.
-        out.append(
-            f"CASE WHEN {col} IS NULL AND _r{i} IS NULL THEN 'column {name}: missing, not nullable' END"
-        )
+        out.append((f"{col} IS NULL AND _r{i} IS NULL", f"'column {name}: missing, not nullable'"))
     if rule.type in (*_NUMERIC, TIMESTAMP):
         sql_type = SQL_TYPES[rule.type]
+        shown = f"' || CAST({col} AS VARCHAR) || '"
         if rule.min is not None:
+            limit = f"CAST({literal(rule.min)} AS {sql_type})"
             out.append(
-                f"CASE WHEN {col} < CAST({literal(rule.min)} AS {sql_type}) THEN 'column {name}: "
-                f"' || CAST({col} AS VARCHAR) || ' is below the minimum {_q(str(rule.min))}' END"
+                (
+                    f"{col} < {limit}",
+                    f"'column {name}: {shown} is below the minimum {_q(str(rule.min))}'",
+                )
             )
         if rule.max is not None:
+            limit = f"CAST({literal(rule.max)} AS {sql_type})"
             out.append(
-                f"CASE WHEN {col} > CAST({literal(rule.max)} AS {sql_type}) THEN 'column {name}: "
-                f"' || CAST({col} AS VARCHAR) || ' is above the maximum {_q(str(rule.max))}' END"
+                (
+                    f"{col} > {limit}",
+                    f"'column {name}: {shown} is above the maximum {_q(str(rule.max))}'",
+                )
             )
     if rule.allowed is not None:
         values = ", ".join(literal(v) for v in rule.allowed)
         out.append(
-            f"CASE WHEN {col} NOT IN ({values}) THEN 'column {name}: ''' || {col} "
-            "|| ''' is not an allowed value' END"
+            (
+                f"{col} NOT IN ({values})",
+                f"'column {name}: ''' || {col} || ''' is not an allowed value'",
+            )
         )
     if rule.regex is not None:
         out.append(
-            f"CASE WHEN NOT regexp_full_match({col}, {literal(rule.regex)}) THEN 'column {name}: ''' "
-            f"|| {col} || ''' does not match {_q(rule.regex)}' END"
+            (
+                f"NOT regexp_full_match({col}, {literal(rule.regex)})",
+                f"'column {name}: ''' || {col} || ''' does not match {_q(rule.regex)}'",
+            )
         )
     return out
 
