@@ -146,3 +146,14 @@ def test_bad_hash_is_a_user_error(store: ArtifactStore, bad: str) -> None:
         store.get_bytes(bad)
     with pytest.raises(UserError):
         store.exists(bad)
+
+
+def test_put_file_move_hands_the_file_over(store: ArtifactStore, tmp_path: Path) -> None:
+    part = tmp_path / "part.parquet"
+    part.write_bytes(b"parquet bytes")
+    sha = store.put_file(part, move=True)
+    assert not part.exists()
+    assert store.get_bytes(sha) == b"parquet bytes"
+    part.write_bytes(b"parquet bytes")  # the same content again: nothing new, file still consumed
+    assert store.put_file(part, move=True) == sha and not part.exists()
+    assert all(".tmp-" not in f for f in all_files(store))

@@ -208,8 +208,10 @@ def _commit(
     rejects_hash: str,
 ) -> IngestResult:
     schema = contract.schema().to_dict()
-    part_hashes = [_sha256_file(p) for p in parts]
-    quarantine_hashes = [_sha256_file(p) for p in quarantine]
+    bytes_stored = sum(p.stat().st_size for p in parts + quarantine)
+    # Content-addressed: a blob that is already stored is left as it is, so this is idempotent.
+    part_hashes = [ws.artifacts.put_file(p, move=True) for p in parts]
+    quarantine_hashes = [ws.artifacts.put_file(p, move=True) for p in quarantine]
     num_rows, num_bad = read - quarantined, quarantined
     if mode == "append" and parent is not None:
         if parent.schema != schema:
@@ -226,8 +228,6 @@ def _commit(
     rejects_hash = hashlib.sha256(f"{lineage_rejects}{rejects_hash}".encode()).hexdigest()
     content = json.dumps([schema, part_hashes, rejects_hash], sort_keys=True).encode()
     content_hash = hashlib.sha256(content).hexdigest()
-    for p in parts + quarantine:
-        ws.artifacts.put_file(p)
     contract_sha, contract_hash = _store_contract(ws, contract)
     lineage = {
         "uri": src.uri,
@@ -260,7 +260,7 @@ def _commit(
         rows_accepted=read - quarantined,
         rows_quarantined=quarantined,
         bytes_read=src.bytes_read,
-        bytes_stored=sum(p.stat().st_size for p in parts + quarantine),
+        bytes_stored=bytes_stored,
         profile=profile,
         contract=contract,
         report=report,
@@ -289,11 +289,3 @@ def _ipc_bytes(table: pa.Table) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

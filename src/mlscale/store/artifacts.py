@@ -52,13 +52,30 @@ class ArtifactStore:
             self._write(sha, io.BytesIO(data), what="the bytes")
         return sha
 
-    def put_file(self, path: str | os.PathLike[str]) -> str:
-        """Store a file, streamed in chunks, and return its sha256."""
+    def put_file(self, path: str | os.PathLike[str], *, move: bool = False) -> str:
+        """Store a file, streamed in chunks, and return its sha256.
+
+        ``move=True`` hands the file over: on a local store on the same filesystem it is renamed
+        into place instead of copied (a staged Parquet part, say), and it is gone afterwards.
+        """
         with open(path, "rb") as src:
             sha = _pump(src)
-        if not self.exists(sha):
-            with open(path, "rb") as src:
-                self._write(sha, src, what=os.fspath(path))
+        if self.exists(sha):
+            if move:
+                os.remove(path)
+            return sha
+        if move and self._local:
+            dest = self._path(sha)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            try:
+                os.replace(path, dest)  # atomic; the bytes were hashed just above
+                return sha
+            except OSError:
+                pass  # another filesystem: copy below
+        with open(path, "rb") as src:
+            self._write(sha, src, what=os.fspath(path))
+        if move:
+            os.remove(path)
         return sha
 
     def get_bytes(self, sha: str) -> bytes:
