@@ -24,6 +24,9 @@ CORRUPTIBLE = ["age", "annual_income", "loan_amount", "credit_score", "visits", 
 def chunk(n: int, seed: int, bad_share: float) -> tuple[pa.Table, int]:
     rng = np.random.default_rng(seed)
     table = generate_loans(n, seed=seed)
+    # Ids unique across chunks: the chunk's seed in front of the per-chunk number.
+    ids = pc.binary_join_element_wise(f"C{seed:04d}", table.column("loan_id"), "-")
+    table = table.set_column(0, "loan_id", ids)
     extra = {
         "channel": pa.array(rng.choice(["web", "branch", "phone", "partner"], n)),
         "is_repeat": pa.array(rng.random(n) < 0.3),

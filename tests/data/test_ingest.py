@@ -87,3 +87,25 @@ def test_failed_ingest_leaves_nothing(ws: Workspace, tmp_path: Path) -> None:
     assert ws.datasets() == []
     assert blobs(ws) == []
     assert list((ws.root / ".mlscale" / "tmp").glob("*")) == []
+
+
+def test_duplicate_keys_across_the_file_and_appends(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_text("id,v\n" + "".join(f"{i % 50},{i}\n" for i in range(120)))
+    contract = Contract(
+        [
+            ColumnRule("id", "int64", nullable=False, unique=True),
+            ColumnRule("v", "int64", nullable=False),
+        ]
+    )
+    result = ws.ingest(path, name="ids", contract=contract)
+    assert (result.rows_accepted, result.rows_quarantined) == (50, 70)
+    assert result.reasons["duplicate value in id: 0"] == 2
+    kept = read_table(ws, result.dataset)
+    assert kept.column("v").to_pylist() == list(range(50))  # the first of each key wins
+    assert not kept.schema.field("id").nullable
+    more = tmp_path / "more.csv"
+    more.write_text("id,v\n7,1000\n99,1001\n")
+    appended = ws.ingest(more, name="ids", mode="append")
+    assert (appended.rows_accepted, appended.rows_quarantined) == (1, 1)
+    assert appended.dataset.num_rows == 51 and appended.dataset.parts[0] == result.dataset.parts[0]

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from mlscale.data.contract import Contract
 from mlscale.data.dedupe import Duplicates, find_duplicates
-from mlscale.data.pipeline import Pipeline, RunReport, quarantine_schema
+from mlscale.data.pipeline import Pipeline, RunReport, conform, quarantine_schema
 from mlscale.data.profile import Profile, ProfileBuilder
 from mlscale.data.sources.base import BaseArrowSource
 from mlscale.data.sources.duck import FileSource, open_file
@@ -147,10 +147,12 @@ def _rewrite_parts(
 ) -> tuple[list[Path], ProfileBuilder]:
     folder = staging / "deduplicated"
     folder.mkdir()
-    writer = PartWriter(folder, "part", contract.schema().to_arrow())
+    schema = contract.schema().to_arrow()
+    writer = PartWriter(folder, "part", schema)
     builder = ProfileBuilder(contract.schema())
     try:
         for batch in dups.kept:
+            batch = conform(batch, schema)
             writer.write(batch)
             builder.update(batch)
     finally:

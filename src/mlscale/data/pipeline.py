@@ -225,7 +225,7 @@ class Pipeline:
                     )
                 rejected = self._rejected(batch, bad, offset, qschema) if n_bad else None
                 offset += n
-                yield ValidatedBatch(_conform(good, out_schema), rejected, n)
+                yield ValidatedBatch(conform(good, out_schema), rejected, n)
         except duckdb.Error as exc:
             raise DataError(
                 f"{self.source.uri}: cannot read as {self.source.kind} near row {offset + 1}: "
@@ -285,7 +285,7 @@ def _with_types(contract: Contract, types: dict[str, str], uri: str) -> Contract
     return replace(contract, columns=columns)
 
 
-def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     if batch.schema.equals(schema):
         return batch
     return pa.RecordBatch.from_arrays(
