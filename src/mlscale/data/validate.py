@@ -2,7 +2,7 @@
 
 The query turns raw rows (strings from text formats, typed values from Parquet or SQL) into typed
 rows plus two extra columns that are null for good rows: ``_reason`` (every rule the row broke)
-and ``_raw`` (its original values as text, for the quarantine). DuckDB evaluates it in parallel,
+and ``_raw`` (its original values as a JSON object of strings, for the quarantine). DuckDB evaluates it in parallel,
 and the ``CASE`` branches that build reasons run only on the rows that need them.
 """
 
@@ -134,7 +134,9 @@ def compile_contract(
         [
             *names,
             "_reason",
-            f"CASE WHEN _reason IS NOT NULL THEN struct_pack({raw_struct}) END AS _raw",
+            # JSON text rather than a struct: a mostly-null string column is much cheaper to move.
+            f"CASE WHEN _reason IS NOT NULL THEN CAST(to_json(struct_pack({raw_struct})) AS VARCHAR) "
+            "END AS _raw",
             *counters,
         ]
     )
