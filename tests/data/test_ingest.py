@@ -4,8 +4,8 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pytest
 
-from mlscale import DataError, NotFoundError, Workspace
-from mlscale.data.contract import ColumnRule, Contract
+from mlscale import DataError, NotFoundError, SchemaError, UserError, Workspace
+from mlscale.data.contract import ColumnRule, Contract, Evolution
 from mlscale.data.datasets import read_quarantine, read_table
 from mlscale.quickstart.loans import generate_loans
 
@@ -109,3 +109,61 @@ def test_duplicate_keys_across_the_file_and_appends(ws: Workspace, tmp_path: Pat
     appended = ws.ingest(more, name="ids", mode="append")
     assert (appended.rows_accepted, appended.rows_quarantined) == (1, 1)
     assert appended.dataset.num_rows == 51 and appended.dataset.parts[0] == result.dataset.parts[0]
+
+
+def test_day_partitions_and_appends_rewrite_nothing(ws: Workspace, tmp_path: Path) -> None:
+    first = tmp_path / "day1.csv"
+    first.write_text("at,v\n2025-01-01 10:00:00,1\n2025-01-02 11:00:00,2\n2025-01-01 12:00:00,3\n")
+    v1 = ws.ingest(first, name="events", partition_by="at").dataset
+    assert sorted(v1.source["partitions"]) == ["2025-01-01", "2025-01-02"]
+    assert v1.source["partition_by"] == "at" and len(v1.parts) == 2
+    second = tmp_path / "day3.csv"
+    second.write_text("at,v\n2025-01-03 09:00:00,4\n2025-01-02 23:00:00,5\n")
+    v2 = ws.ingest(second, name="events", mode="append").dataset
+    partitions = v2.source["partitions"]
+    assert sorted(partitions) == ["2025-01-01", "2025-01-02", "2025-01-03"]
+    assert partitions["2025-01-01"] == v1.source["partitions"]["2025-01-01"]  # untouched
+    assert len(partitions["2025-01-02"]) == 2  # the old part plus a new one
+    assert set(v1.parts) < set(v2.parts) and v2.num_rows == 5
+    assert sorted(read_table(ws, v2).column("v").to_pylist()) == [1, 2, 3, 4, 5]
+    with pytest.raises(UserError, match="cannot partition by 'v': it is int64"):
+        ws.ingest(first, name="other", partition_by="v")
+
+
+def test_schema_evolution_follows_the_contract_policy(ws: Workspace, tmp_path: Path) -> None:
+    base = tmp_path / "v1.csv"
+    base.write_text("id,amount\n1,10\n2,20\n")
+    ws.ingest(base, name="pay")
+    wider = tmp_path / "v2.csv"
+    wider.write_text("id,amount,currency\n3,1.5,EUR\n")
+    with pytest.raises(SchemaError, match="new column 'currency'"):
+        ws.ingest(wider, name="pay")
+    assert len(ws.metadata.list_dataset_versions("pay")) == 1
+    relaxed = Contract(
+        [ColumnRule("id", "int64"), ColumnRule("amount", "int64")],
+        evolution=Evolution(new_columns="accept", widened_types="accept"),
+    )
+    result = ws.ingest(wider, name="pay", contract=relaxed)
+    assert [c["name"] for c in result.dataset.schema["columns"]] == ["id", "amount", "currency"]
+    assert result.contract.column("amount").type == "float64"
+    assert any("currency" in line for line in result.report.evolution)
+
+
+@pytest.mark.postgres
+def test_ingest_from_postgresql(ws: Workspace, pg_url: str) -> None:
+    import sqlalchemy as sa
+
+    from mlscale.data.sources.sql import SqlSource
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orders (id int, amount numeric(10, 2), placed date)")
+        conn.exec_driver_sql(
+            "INSERT INTO orders SELECT i, i * 1.5, DATE '2025-01-01' + i FROM generate_series(1, 500) i"
+        )
+    engine.dispose()
+    result = ws.ingest(SqlSource(pg_url, "SELECT * FROM orders ORDER BY id"), name="orders")
+    assert result.rows_accepted == 500 and result.dataset.source["format"] == "sql"
+    types = {c["name"]: c["type"] for c in result.dataset.schema["columns"]}
+    assert types == {"id": "int64", "amount": "float64", "placed": "timestamp[us]"}
+    assert "secret" not in result.dataset.source["uri"]

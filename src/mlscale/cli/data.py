@@ -99,6 +99,7 @@ _SOURCE_KEYS = (
 @click.option("--name", "-n", required=True, help="Dataset name; a new version if content changed.")
 @click.option("--contract", "-c", type=click.Path(dir_okay=False), help="A data contract (YAML).")
 @click.option("--append", is_flag=True, help="Add the rows to the latest version's parts.")
+@click.option("--partition-by", help="A timestamp column: store parts per day of it.")
 @click.option(
     "--max-bad-fraction", type=float, help="Fail (no version) above this share of bad rows."
 )
@@ -106,7 +107,8 @@ _SOURCE_KEYS = (
 @source_options
 @click.pass_context
 def ingest(ctx: click.Context, source: str | None, name: str, contract: str | None, append: bool,
-           max_bad_fraction: float | None, as_json: bool, **opts: Any) -> None:  # fmt: skip
+           partition_by: str | None, max_bad_fraction: float | None, as_json: bool,
+           **opts: Any) -> None:  # fmt: skip
     """Read SOURCE (a CSV, JSON Lines or Parquet file, a folder, a URL, or --sql) into a dataset."""
     ws = _ws(ctx)
     src = build_source(source, opts)
@@ -114,6 +116,7 @@ def ingest(ctx: click.Context, source: str | None, name: str, contract: str | No
     with progress(f"ingesting {label}") as update:
         result = ws.ingest(
             src, name=name, contract=contract, mode="append" if append else "new",
+            partition_by=partition_by,
             max_bad_fraction=max_bad_fraction, reader_options=reader_options(opts),
             on_progress=lambda done, _bad: update(done),
         )  # fmt: skip

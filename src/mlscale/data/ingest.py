@@ -25,9 +25,10 @@ from mlscale.data.contract import Contract
 from mlscale.data.dedupe import Duplicates, find_duplicates
 from mlscale.data.pipeline import Pipeline, RunReport, conform, quarantine_schema
 from mlscale.data.profile import Profile, ProfileBuilder
+from mlscale.data.schema import TIMESTAMP
 from mlscale.data.sources.base import BaseArrowSource
 from mlscale.data.sources.duck import FileSource, open_file
-from mlscale.data.writer import PartWriter
+from mlscale.data.writer import PartitionedWriter, PartWriter
 from mlscale.errors import DataError, UserError
 from mlscale.store.records import DatasetVersion
 
@@ -52,6 +53,22 @@ class IngestResult:
     reasons: dict[str, int] = field(default_factory=dict)  # most common quarantine reasons
 
 
+@dataclass
+class _Tally:
+    """What the stream produced, accumulated batch by batch."""
+
+    read: int = 0
+    quarantined: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    # Rejected rows count towards the content, wherever they were read from.
+    rejects: Any = field(default_factory=hashlib.sha256)
+
+    def reject(self, rows: pa.Table) -> None:
+        self.quarantined += rows.num_rows
+        self.reasons.update(rows.column("_reason").to_pylist())
+        self.rejects.update(_ipc_bytes(rows.drop_columns(["_source"])))
+
+
 def ingest(
     ws: Workspace,
     source: str | Path | BaseArrowSource,
@@ -59,6 +76,7 @@ def ingest(
     name: str,
     contract: Contract | str | Path | None = None,
     mode: str = "new",
+    partition_by: str | None = None,
     max_bad_fraction: float | None = None,
     reader_options: dict[str, Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -66,6 +84,7 @@ def ingest(
     """Read ``source`` into dataset ``name``; ``on_progress(rows_read, rows_quarantined)``.
 
     ``mode="append"`` adds the rows to the latest version's parts (nothing is rewritten);
+    ``partition_by`` (a timestamp column) writes parts per day, and appends inherit it;
     ``contract`` defaults to the latest version's contract, or one inferred from the data.
     """
     if mode not in MODES:
@@ -80,33 +99,35 @@ def ingest(
     parent = _latest(ws, name)
     if mode == "append" and parent is None:
         raise UserError(f"cannot append to {name!r}: it has no version yet (ingest it first)")
+    if mode == "append" and parent is not None:
+        inherited = parent.source.get("partition_by")
+        if partition_by not in (None, inherited):
+            raise UserError(f"{parent.ref} is partitioned by {inherited!r}, not {partition_by!r}")
+        partition_by = inherited
     contract = _resolve_contract(ws, contract, parent)
     staging = ws.scratch_dir() / f"ingest-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
         with Pipeline(src, contract, temp_dir=staging) as pipeline:
             contract = pipeline.contract
-            good = PartWriter(staging, "part", contract.schema().to_arrow())
+            _check_partition_column(contract, partition_by)
+            good = _part_writer(staging, contract, partition_by)
             bad = PartWriter(staging, "quarantine", quarantine_schema(contract), background=False)
             builder = ProfileBuilder(contract.schema())
-            read = quarantined = 0
-            reasons: Counter[str] = Counter()
-            # Rejected rows count towards the content, wherever they were read from.
-            rejects_digest = hashlib.sha256()
+            tally = _Tally()
             try:
                 for batch in pipeline.batches():
                     good.write(batch.good)
                     builder.update(batch.good)
-                    read += batch.rows_read
+                    tally.read += batch.rows_read
                     if batch.rejected is not None:
                         bad.write(batch.rejected)
-                        quarantined += batch.rejected.num_rows
-                        reasons.update(batch.rejected.column("_reason").to_pylist())
-                        rejects_digest.update(_ipc_bytes(batch.rejected.drop_columns(["_source"])))
+                        tally.reject(batch.rejected)
                     if on_progress:
-                        on_progress(read, quarantined)
+                        on_progress(tally.read, tally.quarantined)
             finally:
                 parts, quarantine = good.close(), bad.close()
+            partitions = getattr(good, "partitions", {})
             report = pipeline.report
             with ExitStack() as stack:
                 earlier = [
@@ -114,15 +135,16 @@ def ingest(
                     for sha in (parent.parts if mode == "append" and parent else [])
                 ]
                 dups = find_duplicates(pipeline.con, contract, parts, earlier)
-                if dups is not None:
-                    parts, builder = _rewrite_parts(staging, contract, dups)
-                    rejected = _as_quarantine(dups.rejected, contract, src.uri)
-                    quarantine.append(staging / "quarantine-duplicates.parquet")
-                    pq.write_table(rejected, quarantine[-1])
-                    quarantined += dups.count
-                    reasons.update(rejected.column("_reason").to_pylist())
-                    rejects_digest.update(_ipc_bytes(rejected.drop_columns(["_source"])))
-                    report.steps["removed duplicates"] = dups.count
+            if dups is not None:
+                rewritten = _part_writer(staging / "deduplicated", contract, partition_by)
+                builder = _rewrite(rewritten, contract, dups)
+                parts, partitions = rewritten.close(), getattr(rewritten, "partitions", {})
+                rejected = _as_quarantine(dups.rejected, contract, src.uri)
+                quarantine.append(staging / "quarantine-duplicates.parquet")
+                pq.write_table(rejected, quarantine[-1])
+                tally.reject(rejected)
+                report.steps["removed duplicates"] = dups.count
+        read, quarantined, reasons = tally.read, tally.quarantined, tally.reasons
         if read and quarantined == read:
             raise DataError(
                 f"{src.uri}: none of the {read:,} rows passed the contract; no version was "
@@ -134,30 +156,54 @@ def ingest(
                 f"contract, more than --max-bad-fraction {max_bad_fraction:.2%}; no version was "
                 f"written. Most common: {_top(reasons)}"
             )
+        layout = _Layout(parts, quarantine, partition_by, partitions)
         return _commit(
-            ws, name, src, contract, parent, mode, parts, quarantine, builder.finish(),
-            read, quarantined, report, reasons, rejects_digest.hexdigest(),
-        )  # fmt: skip
+            ws, name, src, contract, parent, mode, layout, builder.finish(), tally, report
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _rewrite_parts(
-    staging: Path, contract: Contract, dups: Duplicates
-) -> tuple[list[Path], ProfileBuilder]:
-    folder = staging / "deduplicated"
-    folder.mkdir()
+@dataclass
+class _Layout:
+    parts: list[Path]
+    quarantine: list[Path]
+    partition_by: str | None = None
+    partitions: dict[Path, str] = field(default_factory=dict)
+
+
+def _check_partition_column(contract: Contract, column: str | None) -> None:
+    if column is None:
+        return
+    if column not in contract.names:
+        raise UserError(
+            f"cannot partition by {column!r}: no such column; columns are: "
+            f"{', '.join(contract.names)}"
+        )
+    if contract.column(column).type != TIMESTAMP:
+        raise UserError(
+            f"cannot partition by {column!r}: it is {contract.column(column).type}; "
+            "partitions are days of a timestamp column"
+        )
+
+
+def _part_writer(folder: Path, contract: Contract, partition_by: str | None) -> Any:
+    folder.mkdir(exist_ok=True)
     schema = contract.schema().to_arrow()
-    writer = PartWriter(folder, "part", schema)
+    if partition_by is None:
+        return PartWriter(folder, "part", schema)
+    return PartitionedWriter(folder, "part", schema, column=partition_by)
+
+
+def _rewrite(writer: Any, contract: Contract, dups: Duplicates) -> ProfileBuilder:
+    """Write the rows that survived de-duplication, and profile them."""
+    schema = contract.schema().to_arrow()
     builder = ProfileBuilder(contract.schema())
-    try:
-        for batch in dups.kept:
-            batch = conform(batch, schema)
-            writer.write(batch)
-            builder.update(batch)
-    finally:
-        paths = writer.close()
-    return paths, builder
+    for batch in dups.kept:
+        batch = conform(batch, schema)
+        writer.write(batch)
+        builder.update(batch)
+    return builder
 
 
 def _as_quarantine(rows: pa.Table, contract: Contract, uri: str) -> pa.Table:
@@ -200,21 +246,23 @@ def _commit(
     contract: Contract,
     parent: DatasetVersion | None,
     mode: str,
-    parts: list[Path],
-    quarantine: list[Path],
+    layout: _Layout,
     profile: Profile,
-    read: int,
-    quarantined: int,
+    tally: _Tally,
     report: RunReport,
-    reasons: Counter[str],
-    rejects_hash: str,
 ) -> IngestResult:
     schema = contract.schema().to_dict()
-    bytes_stored = sum(p.stat().st_size for p in parts + quarantine)
+    read, quarantined = tally.read, tally.quarantined
+    bytes_stored = sum(p.stat().st_size for p in layout.parts + layout.quarantine)
     # Content-addressed: a blob that is already stored is left as it is, so this is idempotent.
-    part_hashes = [ws.artifacts.put_file(p, move=True) for p in parts]
-    quarantine_hashes = [ws.artifacts.put_file(p, move=True) for p in quarantine]
+    part_hashes = [ws.artifacts.put_file(p, move=True) for p in layout.parts]
+    quarantine_hashes = [ws.artifacts.put_file(p, move=True) for p in layout.quarantine]
+    partitions: dict[str, list[str]] = {}
+    for path, sha in zip(layout.parts, part_hashes, strict=True):
+        if path in layout.partitions:
+            partitions.setdefault(layout.partitions[path], []).append(sha)
     num_rows, num_bad = read - quarantined, quarantined
+    rejects_hash = tally.rejects.hexdigest()
     if mode == "append" and parent is not None:
         if parent.schema != schema:
             raise DataError(
@@ -225,9 +273,12 @@ def _commit(
         num_rows += parent.num_rows
         num_bad += parent.num_quarantined
         profile = _read_profile(ws, parent.profile_sha).merge(profile)
+        rejects_hash = hashlib.sha256(
+            f"{parent.source.get('rejects_hash', '')}{rejects_hash}".encode()
+        ).hexdigest()
+        for day, shas in parent.source.get("partitions", {}).items():
+            partitions[day] = shas + partitions.get(day, [])
     # Same schema, same rows and same rejects: the same version.
-    lineage_rejects = parent.source.get("rejects_hash", "") if mode == "append" and parent else ""
-    rejects_hash = hashlib.sha256(f"{lineage_rejects}{rejects_hash}".encode()).hexdigest()
     content = json.dumps([schema, part_hashes, rejects_hash], sort_keys=True).encode()
     content_hash = hashlib.sha256(content).hexdigest()
     contract_sha, contract_hash = _store_contract(ws, contract)
@@ -244,6 +295,11 @@ def _commit(
         "cleaning": report.steps,
         "evolution": report.evolution,
     }
+    if layout.partition_by is not None:
+        lineage |= {
+            "partition_by": layout.partition_by,
+            "partitions": dict(sorted(partitions.items())),
+        }
     version, created = ws.metadata.add_dataset_version(
         name,
         content_hash=content_hash,
@@ -266,7 +322,7 @@ def _commit(
         profile=profile,
         contract=contract,
         report=report,
-        reasons=dict(reasons.most_common(10)),
+        reasons=dict(tally.reasons.most_common(10)),
     )
 
 

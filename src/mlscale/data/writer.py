@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROWS_PER_PART = 1_000_000
@@ -82,3 +83,39 @@ class PartWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class PartitionedWriter:
+    """Parts per day of a timestamp column (``<prefix>-2025-01-31-NNNNN.parquet``).
+
+    Appending a day later adds parts to it and rewrites nothing. ``partitions`` maps each part
+    to its day (``none`` for rows with no timestamp).
+    """
+
+    def __init__(self, folder: Path, prefix: str, schema: pa.Schema, *, column: str) -> None:
+        self.folder, self.prefix, self.schema, self.column = folder, prefix, schema, column
+        self.rows = 0
+        self._writers: dict[str, PartWriter] = {}
+        self.partitions: dict[Path, str] = {}
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        self.rows += batch.num_rows
+        days = pc.fill_null(pc.strftime(batch.column(self.column), format="%Y-%m-%d"), "none")
+        for day in pc.unique(days).to_pylist():
+            writer = self._writers.get(day)
+            if writer is None:
+                writer = PartWriter(
+                    self.folder, f"{self.prefix}-{day}", self.schema, background=False
+                )
+                self._writers[day] = writer
+            writer.write(batch.filter(pc.equal(days, day)))
+
+    def close(self) -> list[Path]:
+        paths = []
+        for day in sorted(self._writers):
+            for path in self._writers[day].close():
+                self.partitions[path] = day
+                paths.append(path)
+        return paths
