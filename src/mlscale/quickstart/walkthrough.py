@@ -105,6 +105,13 @@ def run(root: Path, *, rows: int = 20_000, port: int = 0) -> None:
         f"{result.bytes_read / 1e6:.1f} MB CSV -> {result.bytes_stored / 1e6:.1f} MB Parquet",
     )
 
+    from mlscale.data.datasets import read_profile
+    from mlscale.data.report import write_html
+
+    page = root / "loans_profile.html"
+    write_html(read_profile(ws, result.dataset.profile_sha), page, title=result.dataset.ref)
+    console.print(f"      profile with a plot per column: {page}")
+
     t = _step(3, f"train: mlscale train loans@latest --target {LABEL}")
     trained = ws.train("loans@latest", target=LABEL, exclude=["loan_id"])
     m = trained.metrics
@@ -168,6 +175,7 @@ def run(root: Path, *, rows: int = 20_000, port: int = 0) -> None:
     console.print(f"\n[bold green]done in {time.perf_counter() - total:.0f}s.[/] Try next:")
     for line in (
         f"cd {os.path.relpath(root)}",
+        "mlscale data quarantine loans@1        # the malformed rows and why",
         "mlscale models list",
         "mlscale models show loans@production",
         "mlscale drift loans@production data/loans_shifted.csv",
