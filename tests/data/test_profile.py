@@ -3,6 +3,7 @@ import pyarrow as pa
 import pytest
 
 from mlscale.data import profile as profile_module
+from mlscale.data import sketches
 from mlscale.data.profile import Profile, ProfileBuilder
 from mlscale.data.schema import Column, Schema
 
@@ -109,16 +110,16 @@ def test_distinct_sketch_is_what_feeding_every_value_gives(kind: str) -> None:
     if kind == "floats":
         x = np.concatenate([rng.normal(0, 1e6, 30_000), rng.integers(0, 99, 500), [0.0, -0.0]])
         items: list = x.tolist()
-        ours = profile_module._Distinct.of_floats(x)
+        ours = sketches.DistinctCounter.of_floats(x)
     else:
         lengths = rng.integers(0, 40, 30_000)
         items = ["".join(chr(0x61 + (i + j) % 26) for j in range(n)) + "é" * (i % 3) + str(i)
                  for i, n in enumerate(lengths)] + ["", "", "a"]  # fmt: skip
-        ours = profile_module._Distinct()
+        ours = sketches.DistinctCounter()
         ours.update_strings(pa.chunked_array([items[:1000], items[1000:]]))
-    every = cpc_sketch(profile_module.CPC_LG_K)
+    every = cpc_sketch(sketches.CPC_LG_K)
     for item in items:
         every.update(item)
-    union = cpc_union(profile_module.CPC_LG_K)
+    union = cpc_union(sketches.CPC_LG_K)
     union.update(every)
     assert ours.sketch.serialize() == union.get_result().serialize()

@@ -21,17 +21,12 @@ estimate (``distinct_exact`` false).
 The sketches travel in the JSON (``sketch``: base64 bytes, or the exact value counts when there are
 at most ``STORED_VALUES``), so two stored profiles can be merged later.
 
-Speed: DataSketches' distinct-count sketches only take one value per call from Python (about 0.1 s
-per million values per column). Their state depends only on the set of "coupons" (a row and a
-column derived from each value's MurmurHash3), so the coupons are computed here in numpy with the
-same hash and only one value per distinct coupon is handed to the sketch (about 20,000 per million
-values); the result is the sketch that feeding every value would give (``cpc_union`` result,
-order-independent ICON estimator). A test checks that byte for byte.
+The CPC distinct counter (with the vectorised hashing that makes it fast) and the helpers that feed
+and store KLL sketches live in :mod:`mlscale.data.sketches`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,16 +35,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasketches import cpc_sketch, cpc_union, kll_doubles_sketch
+from datasketches import kll_doubles_sketch
 
 from mlscale.data.schema import BOOL, FLOAT, INT, STRING, TIMESTAMP, Column, Schema
+from mlscale.data.sketches import CPC_LG_K as CPC_LG_K  # re-exported: the docstring names it
+from mlscale.data.sketches import DistinctCounter, feed_counts, kll_from_text, kll_to_text
 from mlscale.errors import SchemaError
 
 MAX_CATEGORIES = 1_000
 EXACT_VALUES = 50_000  # distinct values of a numeric column counted exactly before the KLL sketch
 STORED_VALUES = 1_000  # exact value counts stored in the JSON up to this many values, else the KLL
 KLL_K = 200
-CPC_LG_K = 11
 HISTOGRAM_BINS = 10
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _CATEGORY_PROBE_ROWS = 65_536
@@ -86,176 +82,6 @@ def category_values(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 def bin_index(values: np.ndarray, cuts: list[float]) -> np.ndarray:
     """Bin of each value against interior cut points: bin i holds cuts[i-1] < v <= cuts[i]."""
     return np.searchsorted(np.asarray(cuts, dtype=np.float64), values, side="left")
-
-
-# --- MurmurHash3_x64_128 with DataSketches' seed, vectorised, to find each value's CPC coupon ---
-
-_SEED = 9001
-_C1, _C2 = np.uint64(0x87C37B91114253D5), np.uint64(0x4CF5AD432745937F)
-_F1, _F2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-_BYTE_MASKS = np.array([(1 << (8 * t)) - 1 for t in range(8)] + [2**64 - 1], dtype=np.uint64)
-
-
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-def _fmix(k: np.ndarray) -> np.ndarray:
-    k ^= k >> np.uint64(33)
-    k *= _F1
-    k ^= k >> np.uint64(33)
-    k *= _F2
-    k ^= k >> np.uint64(33)
-    return k
-
-
-def _mix_k1(k1: np.ndarray) -> np.ndarray:
-    k1 *= _C1
-    k1 = _rotl(k1, 31)
-    k1 *= _C2
-    return k1
-
-
-def _mix_k2(k2: np.ndarray) -> np.ndarray:
-    k2 *= _C2
-    k2 = _rotl(k2, 33)
-    k2 *= _C1
-    return k2
-
-
-def _murmur_finish(
-    h1: np.ndarray, h2: np.ndarray, length: np.ndarray | np.uint64
-) -> tuple[np.ndarray, np.ndarray]:
-    h1 ^= length
-    h2 ^= length
-    h1 += h2
-    h2 += h1
-    h1, h2 = _fmix(h1), _fmix(h2)
-    h1 += h2
-    h2 += h1
-    return h1, h2
-
-
-def _murmur_doubles(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both 64-bit halves of the hash DataSketches gives ``update(float)`` (8 bytes, no blocks)."""
-    k1 = _mix_k1((x + 0.0).view(np.uint64))  # + 0.0 turns -0.0 into 0.0, as DataSketches does
-    h1 = k1 ^ np.uint64(_SEED)
-    h2 = np.full(len(x), _SEED, dtype=np.uint64)
-    return _murmur_finish(h1, h2, np.uint64(8))
-
-
-def _murmur_strings(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
-    """Both 64-bit halves of the hash DataSketches gives ``update(str)`` (the UTF-8 bytes)."""
-    n = len(arr)
-    _, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int32, n + 1, arr.offset * 4).astype(np.int64)
-    raw = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-    data = np.zeros(len(raw) + 16, dtype=np.uint8)  # zero padding: tail reads may run past the end
-    data[: len(raw)] = raw
-    # Unaligned little-endian 64-bit loads at any byte offset, as one gather each.
-    words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    h1 = np.full(n, _SEED, dtype=np.uint64)
-    h2 = np.full(n, _SEED, dtype=np.uint64)
-    blocks = lengths // 16
-    for b in range(int(blocks.max(initial=0))):
-        rows = np.flatnonzero(blocks > b)
-        pos = starts[rows] + 16 * b
-        k1, k2 = _mix_k1(words[pos]), _mix_k2(words[pos + 8])
-        a = _rotl(h1[rows] ^ k1, 27) + h2[rows]
-        a = a * np.uint64(5) + np.uint64(0x52DCE729)
-        c = _rotl(h2[rows] ^ k2, 31) + a
-        c = c * np.uint64(5) + np.uint64(0x38495AB5)
-        h1[rows], h2[rows] = a, c
-    tail = lengths % 16
-    pos = starts + 16 * blocks
-    k1 = _mix_k1(words[pos] & _BYTE_MASKS[np.minimum(tail, 8)])
-    h1 ^= np.where(tail > 0, k1, np.uint64(0))
-    if tail.max(initial=0) > 8:
-        k2 = _mix_k2(words[pos + 8] & _BYTE_MASKS[np.clip(tail - 8, 0, 8)])
-        h2 ^= np.where(tail > 8, k2, np.uint64(0))
-    return _murmur_finish(h1, h2, lengths.astype(np.uint64))
-
-
-def _leading_zeros(x: np.ndarray) -> np.ndarray:
-    """Leading zero bits of each uint64, read off the float64 exponent of its top 53 bits."""
-    top = (x >> np.uint64(11)).view(np.int64).astype(np.float64).view(np.int64) >> 52
-    zeros = 1075 - top
-    small = np.flatnonzero(top == 0)  # below 2**11: the top bits say nothing (rare)
-    if len(small):
-        low = (x[small].view(np.int64).astype(np.float64).view(np.int64) >> 52) - 1086
-        zeros[small] = np.where(x[small] > 0, -low, 64)
-    return zeros
-
-
-def _one_per_coupon(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-    """Positions of one value per distinct CPC coupon (row, column), in stream order."""
-    row = (h1 & np.uint64((1 << CPC_LG_K) - 1)).astype(np.int64)
-    coupon = (row << 6) | np.minimum(_leading_zeros(h2), 63)
-    first = np.full(1 << (CPC_LG_K + 6), -1, dtype=np.int64)
-    first[coupon] = np.arange(len(coupon))  # any position per coupon will do
-    # Stream order, not coupon order: the sketch's hash table degrades on sorted coupons.
-    return np.sort(first[first >= 0])
-
-
-class _Distinct:
-    """Approximate distinct count: a DataSketches CPC sketch, always held as a union result."""
-
-    def __init__(self, sketch: cpc_sketch | None = None) -> None:
-        self.sketch = sketch if sketch is not None else cpc_sketch(CPC_LG_K)
-
-    def update_floats(self, x: np.ndarray) -> None:
-        if len(x):
-            self._add(x[_one_per_coupon(*_murmur_doubles(x))].tolist())
-
-    def update_strings(self, values: pa.Array | pa.ChunkedArray) -> None:
-        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-        items: list[str] = []
-        for chunk in chunks:
-            if not len(chunk):
-                continue
-            h1, h2 = _murmur_strings(chunk)
-            # DataSketches ignores empty strings: one must not stand for a coupon.
-            filled = np.flatnonzero(np.asarray(pc.binary_length(chunk)))
-            if len(filled) < len(chunk):
-                h1, h2, rows = h1[filled], h2[filled], filled
-            else:
-                rows = None
-            picks = _one_per_coupon(h1, h2)
-            items += chunk.take(picks if rows is None else rows[picks]).to_pylist()
-        self._add(items)
-
-    def _add(self, items: list[Any]) -> None:
-        batch = cpc_sketch(CPC_LG_K)
-        for item in items:
-            batch.update(item)
-        self.merge(_Distinct(batch))
-
-    def merge(self, other: _Distinct) -> None:
-        union = cpc_union(CPC_LG_K)
-        union.update(self.sketch)
-        union.update(other.sketch)
-        self.sketch = union.get_result()
-
-    @classmethod
-    def of_floats(cls, x: np.ndarray) -> _Distinct:
-        distinct = cls()
-        distinct.update_floats(x)
-        return distinct
-
-    def estimate(self) -> float:
-        return float(self.sketch.get_estimate())
-
-    def to_text(self) -> str:
-        return _b64(self.sketch.serialize())
-
-    @classmethod
-    def from_text(cls, text: str) -> _Distinct:
-        return cls(cpc_sketch.deserialize(base64.b64decode(text)))
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 # --- numeric and timestamp columns ---
@@ -296,7 +122,7 @@ class _Numeric:
         self.counts = np.empty(0, dtype=np.int64)
         # Sketch mode: quantiles and distinct values.
         self.kll: kll_doubles_sketch | None = None
-        self.distinct = _Distinct()
+        self.distinct = DistinctCounter()
 
     def update(self, values: pa.Array | pa.ChunkedArray) -> None:
         self.missing += values.null_count
@@ -344,7 +170,7 @@ class _Numeric:
     def _to_sketch(self) -> None:
         if self.kll is None:
             self.kll = kll_doubles_sketch(KLL_K)
-            _feed_counts(self.kll, self.values, self.counts)
+            feed_counts(self.kll, self.values, self.counts)
             self.distinct.update_floats(self.values)
             self.values, self.counts = self.values[:0], self.counts[:0]
 
@@ -357,7 +183,7 @@ class _Numeric:
             return
         self._to_sketch()
         if other.kll is None:
-            _feed_counts(self._sketch(), other.values, other.counts)
+            feed_counts(self._sketch(), other.values, other.counts)
             self.distinct.update_floats(other.values)
         else:
             self._sketch().merge(other.kll)
@@ -408,9 +234,9 @@ class _Numeric:
         kll, distinct = self.kll, self.distinct
         if kll is None:
             kll = kll_doubles_sketch(KLL_K)
-            _feed_counts(kll, self.values, self.counts)
-            distinct = _Distinct.of_floats(self.values)
-        return {"m2": self.m2, "kll": _b64(kll.serialize()), "cpc": distinct.to_text()}
+            feed_counts(kll, self.values, self.counts)
+            distinct = DistinctCounter.of_floats(self.values)
+        return {"m2": self.m2, "kll": kll_to_text(kll), "cpc": distinct.to_text()}
 
     @classmethod
     def from_stats(cls, stats: dict[str, Any]) -> _Numeric:
@@ -423,25 +249,12 @@ class _Numeric:
         acc.mean, acc.m2 = stats["mean"], sketch["m2"]
         acc.min, acc.max = stats["min"], stats["max"]
         if "kll" in sketch:
-            acc.kll = kll_doubles_sketch.deserialize(base64.b64decode(sketch["kll"]))
-            acc.distinct = _Distinct.from_text(sketch["cpc"])
+            acc.kll = kll_from_text(sketch["kll"])
+            acc.distinct = DistinctCounter.from_text(sketch["cpc"])
         else:
             acc.values = np.array(sketch["values"], dtype=np.float64)
             acc.counts = np.array(sketch["counts"], dtype=np.int64)
         return acc
-
-
-def _feed_counts(kll: kll_doubles_sketch, values: np.ndarray, counts: np.ndarray) -> None:
-    """Feed value counts to a KLL sketch (it takes no weights), about a million values at a time."""
-    chunk = 1 << 20
-    bounds = np.flatnonzero(np.diff(np.cumsum(counts) // chunk)) + 1
-    for v, c in zip(np.split(values, bounds), np.split(counts, bounds), strict=True):
-        if c.sum() <= 2 * chunk:
-            kll.update(np.repeat(v, c))
-            continue
-        for value, count in zip(v.tolist(), c.tolist(), strict=True):
-            for start in range(0, count, chunk):
-                kll.update(np.full(min(chunk, count - start), value))
 
 
 # --- categorical columns ---
@@ -453,7 +266,7 @@ class _Categorical:
         self.keys: list[str] = []  # in order of first appearance, at most MAX_CATEGORIES
         self.counts = np.zeros(0, dtype=np.int64)
         self.other = 0
-        self.distinct: _Distinct | None = None  # only once some value went to ``other``
+        self.distinct: DistinctCounter | None = None  # only once some value went to ``other``
         self._key_array: pa.Array | None = None
 
     def _known(self) -> pa.Array:
@@ -465,15 +278,15 @@ class _Categorical:
         self.keys += keys
         self.counts = np.concatenate([self.counts, counts.astype(np.int64)])
 
-    def _distinct_sketch(self) -> _Distinct:
+    def _distinct_sketch(self) -> DistinctCounter:
         """A CPC sketch of every value seen (the keys are all of them until one went to other)."""
         if self.distinct is not None:
             return self.distinct
-        distinct = _Distinct()
+        distinct = DistinctCounter()
         distinct.update_strings(self._known())
         return distinct
 
-    def _sketch(self) -> _Distinct:
+    def _sketch(self) -> DistinctCounter:
         self.distinct = self._distinct_sketch()
         return self.distinct
 
@@ -554,7 +367,7 @@ class _Categorical:
         acc.missing, acc.other = stats["missing"], stats["other"]
         acc._admit(list(stats["categories"]), np.array(list(stats["categories"].values())))
         if acc.other:
-            acc.distinct = _Distinct.from_text(stats["sketch"]["cpc"])
+            acc.distinct = DistinctCounter.from_text(stats["sketch"]["cpc"])
         return acc
 
 
