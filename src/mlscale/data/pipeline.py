@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 
 from mlscale.data.contract import ColumnRule, Contract
 from mlscale.data.schema import FLOAT, INT, canonical_type, infer_from_strings
@@ -243,14 +243,11 @@ class Pipeline:
     ) -> pa.Table:
         idx = pc.indices_nonzero(bad)
         rows = batch.take(idx)
-        raw = pajson.read_json(
-            pa.py_buffer("\n".join(rows.column("_raw").to_pylist()).encode()),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=pa.schema([(c.name, pa.string()) for c in self.contract.columns]),
-                unexpected_field_behavior="ignore",
-            ),
-        )
-        data = {c.name: raw.column(c.name).combine_chunks() for c in self.contract.columns}
+        raw = [orjson.loads(text) for text in rows.column("_raw").to_pylist()]
+        data = {
+            c.name: pa.array([r.get(c.name) for r in raw], pa.string())
+            for c in self.contract.columns
+        }
         k = len(idx)
         data["_source"] = pa.array([self.source.uri] * k, pa.string())
         data["_row"] = pc.add(pc.cast(idx, pa.int64()), offset + 1)
