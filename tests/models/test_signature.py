@@ -71,3 +71,21 @@ def test_columnar_input() -> None:
 
 def test_signature_round_trips() -> None:
     assert Signature.from_dict(SIG.to_dict()) == SIG
+
+
+def test_fast_row_path_matches_the_arrow_path() -> None:
+    rng = np.random.default_rng(3)
+    cities = ["paris", "rome", "oslo", None]
+    rows = [
+        {
+            "age": None if rng.random() < 0.1 else int(rng.integers(0, 90)),
+            "income": None if rng.random() < 0.1 else float(rng.normal(5, 2)),
+            "city": cities[int(rng.integers(0, 4))],
+            "member": None if rng.random() < 0.1 else bool(rng.random() < 0.5),
+        }
+        for _ in range(500)
+    ]
+    enc = FeatureEncoder(SIG)
+    fast = enc.encode_records(rows)
+    arrow = enc.encode_table(enc.table_from_records(rows))
+    np.testing.assert_array_equal(fast, arrow)

@@ -6,6 +6,7 @@ a 4xx with ``{"error": ...}``; the server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -21,11 +22,14 @@ from starlette.routing import Route
 
 from mlscale.errors import MlscaleError, SchemaError, UserError
 from mlscale.models.predictor import Prediction, Predictor
+from mlscale.serve.batching import Overloaded
 from mlscale.serve.models import ServedModels
+from mlscale.serve.v2 import v2_routes
 
 log = logging.getLogger("mlscale.serve")
 MAX_BODY_BYTES = 16 << 20
 THREADPOOL_ROWS = 1_000  # bigger requests predict off the event loop
+REQUEST_TIMEOUT_S = 30.0
 
 
 class JSONResponse(Response):
@@ -60,9 +64,20 @@ def create_app(models: ServedModels) -> Starlette:
         except orjson.JSONDecodeError as exc:
             raise UserError(f"request body is not valid JSON: {exc}") from None
         rows, columnar = _inputs(payload)
-        size = len(rows) if not columnar else len(next(iter(rows.values()), []))
-        call = predictor.predict_columns if columnar else predictor.predict_records
-        result = await run_in_threadpool(call, rows) if size > THREADPOOL_ROWS else call(rows)
+        if columnar:
+            X = predictor.encoder.encode_table(predictor.encoder.table_from_columns(rows))
+        else:
+            X = predictor.encoder.encode_records(rows)
+        size = len(X)
+        if size > THREADPOOL_ROWS:  # a big batch is a batch already: predict it off the loop
+            result = await run_in_threadpool(predictor.predict_matrix, X)
+        else:
+            try:
+                result = await asyncio.wait_for(
+                    models.batcher(predictor).predict(X), timeout=REQUEST_TIMEOUT_S
+                )
+            except TimeoutError:
+                return error(504, f"prediction took longer than {REQUEST_TIMEOUT_S:g}s")
         body_out = _output(predictor, result, request_id)
         log.info(
             "predict %s rows=%d ms=%.2f id=%s",
@@ -75,6 +90,10 @@ def create_app(models: ServedModels) -> Starlette:
 
     async def on_mlscale_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MlscaleError)
+        if isinstance(exc, Overloaded):
+            response = error(503, str(exc))
+            response.headers["retry-after"] = "1"
+            return response
         if not isinstance(exc, UserError):
             log.exception("request failed", exc_info=exc)
         return error(exc.http_status, str(exc))
@@ -92,6 +111,7 @@ def create_app(models: ServedModels) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{ref}/predict", predict, methods=["POST"]),
+            *v2_routes(models),
         ],
         exception_handlers={
             MlscaleError: on_mlscale_error,

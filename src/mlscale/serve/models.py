@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from mlscale.errors import NotFoundError
 from mlscale.models.predictor import Predictor
 from mlscale.refs import Ref
+from mlscale.serve.batching import Batcher
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
@@ -19,8 +20,12 @@ ALIAS_TTL_S = 1.0  # how stale an alias may be: a promoted version is served wit
 class ServedModels:
     """Serves every model that has an alias, plus the references named when the server started."""
 
-    def __init__(self, ws: Workspace, refs: list[str] | None = None) -> None:
+    def __init__(
+        self, ws: Workspace, refs: list[str] | None = None, *, batching: dict | None = None
+    ) -> None:
         self.ws = ws
+        self.batching = batching or {}
+        self._batchers: dict[tuple[str, int], Batcher] = {}
         self._lock = threading.Lock()
         self._predictors: dict[tuple[str, int], Predictor] = {}
         self._aliases: dict[tuple[str, str], tuple[float, int]] = {}
@@ -67,6 +72,14 @@ class ServedModels:
         version = self.ws.metadata.get_model_version(ref).version
         self._aliases[key] = (now, version)
         return version
+
+    def batcher(self, predictor: Predictor) -> Batcher:
+        """The micro-batcher of a loaded version (created on first use, on the running loop)."""
+        key = (predictor.version.name, predictor.version.version)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            batcher = self._batchers[key] = Batcher(predictor, **self.batching)
+        return batcher
 
     def loaded(self) -> list[str]:
         return [f"{name}@{version}" for name, version in sorted(self._predictors)]
