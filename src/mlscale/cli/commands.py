@@ -209,14 +209,17 @@ def models_promote(ctx: click.Context, name: str, version: int, alias: str) -> N
 @click.argument("refs", nargs=-1)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.pass_context
-def serve(ctx: click.Context, refs: tuple[str, ...], host: str, port: int) -> None:
+def serve(
+    ctx: click.Context, refs: tuple[str, ...], host: str, port: int, workers: int | None
+) -> None:
     """Serve every model with an alias, plus REFS (NAME@VERSION), over HTTP."""
     from mlscale.serve.server import serve as run_server
 
     ws = _ws(ctx)
     console.print(f"serving on http://{host}:{port}  (POST /v1/models/NAME@ALIAS/predict)")
-    run_server(ws, list(refs), host=host, port=port)
+    run_server(ws, list(refs), host=host, port=port, workers=workers)
 
 
 @click.command()

@@ -1,9 +1,13 @@
-"""Run the HTTP server with uvicorn."""
+"""Run the HTTP server with uvicorn: one process per core by default, each with its own models."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
 
 from mlscale.errors import UserError
 from mlscale.serve.app import create_app
@@ -12,19 +16,49 @@ from mlscale.serve.models import ServedModels
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
 
+# How the supervisor tells worker processes what to serve (they import the app by name).
+ENV_ROOT = "MLSCALE_SERVE_ROOT"
+ENV_REFS = "MLSCALE_SERVE_REFS"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def app_from_env() -> Starlette:
+    """The app of one worker process (uvicorn factory)."""
+    from mlscale.workspace import Workspace
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    ws = Workspace.open(os.environ[ENV_ROOT])
+    return create_app(ServedModels(ws, json.loads(os.environ.get(ENV_REFS, "[]"))))
+
 
 def serve(
-    ws: Workspace, refs: list[str] | None = None, *, host: str = "127.0.0.1", port: int = 8000
+    ws: Workspace,
+    refs: list[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int | None = None,
 ) -> None:
     """Load the served models, then serve until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
 
-    models = ServedModels(ws, refs)
+    models = ServedModels(ws, refs)  # bad references fail here, before any worker starts
     if not models.names:
         raise UserError(
             "no models to serve: promote a version (mlscale models promote NAME VERSION) "
             "or name one (mlscale serve NAME@VERSION)"
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("mlscale.serve").info("serving %s", ", ".join(models.loaded()))
-    uvicorn.run(create_app(models), host=host, port=port, log_level="warning", access_log=False)
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("mlscale.serve").info(
+        "serving %s with %d worker(s)", ", ".join(models.loaded()), workers
+    )
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers == 1:
+        uvicorn.run(create_app(models), **options)
+        return
+    os.environ[ENV_ROOT] = str(ws.root)
+    os.environ[ENV_REFS] = json.dumps(refs or [])
+    uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)

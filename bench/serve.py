@@ -1,0 +1,171 @@
+"""Serving benchmark (issue 5): mlscale serve against a bare ASGI app on the same LightGBM model.
+
+Same model (LightGBM, 100 trees, loans data), same single-row JSON payload, wrk as the load
+generator in its own process; concurrency 1 and 16, two server workers each. Then batch scoring
+against the model's raw in-process predict. Usage: python bench/serve.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow.csv as pacsv
+
+from mlscale import Workspace
+from mlscale.quickstart.loans import generate_loans
+from mlscale.quickstart.walkthrough import free_port
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.body   = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def wrk(url: str, body: str, concurrency: int, seconds: int, folder: Path) -> dict:
+    script = folder / "post.lua"
+    script.write_text(WRK_LUA.format(body=body))
+    threads = 1 if concurrency == 1 else 2
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50": _ms(lat["50"]),
+        "p99": _ms(lat["99"]),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wait_up(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="mlscale-bench-serve-"))
+    try:
+        run(folder, args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(folder: Path, args: argparse.Namespace) -> None:
+    ws = Workspace.init(folder / "ws")
+    pacsv.write_csv(generate_loans(50_000, seed=7), folder / "loans.csv")
+    ws.ingest(folder / "loans.csv", name="loans")
+    trained = ws.train(
+        "loans@1", target="default", exclude=["loan_id"], params={"num_boost_round": 100}
+    )
+    ws.promote("loans", trained.model.version, alias="production")
+    predictor = ws.predictor("loans@production")
+    model_file = folder / "model.txt"
+    model_file.write_bytes(predictor.model.save())
+    row = {k: v for k, v in generate_loans(1, seed=8, label=False).to_pylist()[0].items()
+           if k in predictor.signature.feature_names}  # fmt: skip
+    body = json.dumps({"rows": [row]})
+    plan = [[f.name, {c: k for k, c in enumerate(f.categories)} if f.kind == "categorical" else None]
+            for f in predictor.signature.features]  # fmt: skip
+
+    env = os.environ | {"BARE_MODEL_FILE": str(model_file), "BARE_PLAN": json.dumps(plan),
+                        "PYTHONPATH": str(Path(__file__).parent)}  # fmt: skip
+    servers = {
+        "bare ASGI (floor)": [sys.executable, "-m", "uvicorn", "bare_asgi:app", "--workers", "2",
+                              "--log-level", "warning", "--no-access-log"],
+        "mlscale serve": [sys.executable, "-m", "mlscale", "--workspace", str(ws.root), "serve",
+                          "--workers", "2"],
+    }  # fmt: skip
+    results: dict[str, dict[int, dict]] = {}
+    for name, cmd in servers.items():
+        port = free_port()
+        proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=folder)  # fmt: skip
+        url = f"http://127.0.0.1:{port}/v1/models/loans@production/predict"
+        try:
+            wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+            httpx.post(
+                url, content=body, headers={"content-type": "application/json"}
+            ).raise_for_status()
+            results[name] = {}
+            for concurrency in (1, 16):
+                wrk(url, body, concurrency, 2, folder)  # warm-up
+                results[name][concurrency] = wrk(url, body, concurrency, args.seconds, folder)
+                print(
+                    f"{name}, concurrency {concurrency}: {results[name][concurrency]}", flush=True
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    print("\n| server | concurrency | req/s | p50 | p99 | errors |\n|---|---|---|---|---|---|")
+    for name, by_c in results.items():
+        for c, r in by_c.items():
+            print(
+                f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['errors']} |"
+            )
+    m, b = results["mlscale serve"], results["bare ASGI (floor)"]
+    print(
+        f"\nmlscale / bare ASGI at concurrency 16: {m[16]['rps'] / b[16]['rps']:.2f} (target >= 0.7)"
+    )
+    print(
+        f"mlscale single-row latency at concurrency 1: p50 {m[1]['p50']:.2f} ms (target <= 0.5), "
+        f"p99 {m[1]['p99']:.2f} ms (target <= 2)"
+    )
+    print(
+        "MLflow: not measured in this run (needs `mlflow` in its own environment); "
+        "ANCHORS.md: 107 req/s at concurrency 16, 1 worker; 203 req/s with 2 workers"
+    )
+
+    # Batch scoring against the raw in-process predict of the same model.
+    data = folder / "batch.parquet"
+    import pyarrow.parquet as pq
+
+    table = generate_loans(args.batch_rows, seed=9, label=False)
+    pq.write_table(table, data)
+    X = predictor.encoder.encode_table(table)
+    start = time.perf_counter()
+    predictor.model.predict(X)
+    raw = time.perf_counter() - start
+    start = time.perf_counter()
+    ws.predict("loans@production", data, folder / "scored.parquet")
+    scored = time.perf_counter() - start
+    print(
+        f"\nbatch scoring {args.batch_rows:,} rows: raw predict {args.batch_rows / raw:,.0f} rows/s, "
+        f"mlscale predict (read, validate, encode, predict, write) {args.batch_rows / scored:,.0f} rows/s "
+        f"= {raw / scored:.2f} of raw (target >= 0.8)"
+    )
+
+
+if __name__ == "__main__":
+    main()
