@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -20,11 +21,16 @@ from mlscale.models.predictor import Predictor
 def prediction_columns(
     predictor: Predictor, table: pa.Table | pa.RecordBatch
 ) -> dict[str, pa.Array]:
-    result = predictor.predict_table(table)
-    columns: dict[str, pa.Array] = {"prediction": pa.array(result.predictions)}
-    if result.probabilities is not None:
-        for j, label in enumerate(result.classes):
-            columns[f"proba_{label}"] = pa.array(result.probabilities[:, j])
+    """``prediction`` and, for classifiers, ``proba_<class>`` columns for the rows of ``table``.
+
+    Built from numpy arrays (no per-row Python objects); the values are those the server returns.
+    """
+    out = predictor.model.predict(predictor.encoder.encode_table(table))
+    if predictor.signature.task == "regression":
+        return {"prediction": pa.array(out)}
+    columns = {"prediction": pa.array(predictor.class_values[np.argmax(out, axis=1)])}
+    for j, label in enumerate(predictor.signature.classes):
+        columns[f"proba_{label}"] = pa.array(out[:, j])
     return columns
 
 

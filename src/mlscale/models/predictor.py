@@ -33,7 +33,8 @@ class Predictor:
         self.model = model
         self.signature = signature
         self.encoder = FeatureEncoder(signature)
-        self._classes = np.asarray(signature.classes, dtype=object)
+        # Typed (int64, str or bool), so batch scoring builds Arrow columns without Python objects.
+        self.class_values = np.asarray(signature.classes)
 
     @classmethod
     def load(cls, ws: Workspace, version: ModelVersion) -> Predictor:
@@ -48,7 +49,7 @@ class Predictor:
         out = self.model.predict(X)
         if self.signature.task == "regression":
             return Prediction([float(v) for v in out], None, [])
-        labels = self._classes[np.argmax(out, axis=1)].tolist()
+        labels = self.class_values[np.argmax(out, axis=1)].tolist()
         return Prediction(labels, out, self.signature.classes)
 
     def predict_records(self, records: list[dict[str, Any]]) -> Prediction:
