@@ -1,0 +1,545 @@
+"""The prediction log: every served prediction, kept on disk for monitoring and delayed labels.
+
+``folder/<model>/seg-<UTC start>-<n>.arrows`` files are Arrow IPC *stream* segments: one schema,
+then one record batch per flush. A segment still being written ends in ``.arrows.open`` and is
+renamed to ``.arrows`` (sealed) when it reaches ``segment_max_rows`` rows or ``segment_max_age_s``
+seconds, or when the log is closed. Readers read both, keep the good batches of a segment whose
+last batch was cut short by a crash, and skip segments they cannot read at all.
+
+Columns: ``ts`` (timestamp[us, UTC]), ``request_id``, ``model``, ``version``, ``latency_ms``, one
+``f.<feature>`` per feature and the outputs under the names given (``prediction``,
+``proba.<class>``). Numbers are stored as float64, strings as string, booleans as bool. A change of
+feature names or types starts a new segment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple, Self
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlscale.errors import ConfigError, SchemaError
+
+log = logging.getLogger("mlscale.serve.predlog")
+
+SEALED = ".arrows"
+OPEN = ".arrows.open"
+TS_TYPE = pa.timestamp("us", tz="UTC")
+BASE_SCHEMA = pa.schema(
+    [
+        ("ts", TS_TYPE),
+        ("request_id", pa.string()),
+        ("model", pa.string()),
+        ("version", pa.int64()),
+        ("latency_ms", pa.float64()),
+    ]
+)
+MAX_OPEN_PER_MODEL = 4  # open segments per model (one per live schema, e.g. a canary's)
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError)
+
+
+class _Entry(NamedTuple):
+    model: str
+    version: int
+    request_id: str
+    features: Mapping[str, Sequence[Any]]
+    outputs: Mapping[str, Sequence[Any]]
+    latency_ms: float
+    ts: float
+    rows: int
+
+
+class PredictionLog:
+    """Appends predictions to ``folder/<model>/`` from many threads; a background thread writes.
+
+    ``append`` only takes a lock and appends to a list; rows reach the disk (flushed and fsynced)
+    within ``flush_interval_s``, so a ``kill -9`` loses at most that much. Call :meth:`close` on
+    shutdown. If writing falls behind by more than ``max_buffer_rows`` rows, new rows are dropped
+    and counted in ``rows_dropped`` rather than growing memory without bound.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with PredictionLog(folder) as plog:
+    ...     plog.append("loans", 3, "req-1", {"age": [41, 29]}, {"prediction": ["no", "yes"]}, 1.5)
+    >>> read_log(folder, model="loans").select(["request_id", "f.age", "prediction"]).to_pylist()
+    [{'request_id': 'req-1', 'f.age': 41.0, 'prediction': 'no'}, {'request_id': 'req-1', 'f.age': 29.0, 'prediction': 'yes'}]
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        flush_interval_s: float = 1.0,
+        segment_max_rows: int = 100_000,
+        segment_max_age_s: float = 3600,
+        max_buffer_rows: int = 1_000_000,
+    ) -> None:
+        if flush_interval_s <= 0 or segment_max_age_s <= 0:
+            raise ConfigError(
+                f"flush_interval_s and segment_max_age_s must be > 0; "
+                f"got {flush_interval_s} and {segment_max_age_s}"
+            )
+        if segment_max_rows < 1 or max_buffer_rows < 1:
+            raise ConfigError(
+                f"segment_max_rows and max_buffer_rows must be >= 1; "
+                f"got {segment_max_rows} and {max_buffer_rows}"
+            )
+        self.folder = Path(folder)
+        self.flush_interval_s = flush_interval_s
+        self.segment_max_rows = segment_max_rows
+        self.segment_max_age_s = segment_max_age_s
+        self.max_buffer_rows = max_buffer_rows
+        self.rows_written = 0
+        self.rows_dropped = 0
+        self._buffer: list[_Entry] = []
+        self._buffered_rows = 0
+        self._closed = False
+        self._warned_drop = False
+        self._known_models: set[str] = set()
+        self._lock = threading.Lock()  # guards the buffer; held only for list operations
+        self._io_lock = threading.Lock()  # guards segments; taken before _lock, never after
+        self._segments: dict[str, list[_Segment]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlscale-predlog", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def append(
+        self,
+        model: str,
+        version: int,
+        request_id: str,
+        features: Mapping[str, Sequence[Any]],
+        outputs: Mapping[str, Sequence[Any]],
+        latency_ms: float,
+        ts: float | None = None,
+    ) -> None:
+        """Log one request: ``features`` and ``outputs`` map column names to equal-length lists.
+
+        ``ts`` is seconds since the epoch (default: now). The lists are kept by reference until
+        the next flush, so do not change them afterwards. Never touches the disk.
+        """
+        rows = _row_count(features, outputs)
+        if not rows:
+            return
+        if model not in self._known_models:
+            _check_model_name(model)
+            self._known_models.add(model)
+        entry = _Entry(
+            model,
+            version,
+            request_id,
+            features,
+            outputs,
+            latency_ms,
+            time.time() if ts is None else ts,
+            rows,
+        )
+        with self._lock:
+            if self._closed or self._buffered_rows + rows > self.max_buffer_rows:
+                self._drop(rows)
+                return
+            self._buffer.append(entry)
+            self._buffered_rows += rows
+
+    def flush(self) -> None:
+        """Write what is buffered now (fsynced), and seal segments older than the age limit."""
+        with self._io_lock:
+            with self._lock:
+                entries, self._buffer, self._buffered_rows = self._buffer, [], 0
+            if entries:
+                self._write(entries)
+            self._seal_aged()
+
+    def close(self) -> None:
+        """Flush everything, seal every open segment and stop the writer thread (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        self._thread.join()
+        self.flush()
+        with self._io_lock:
+            for segments in self._segments.values():
+                for segment in segments:
+                    segment.seal()
+            self._segments.clear()
+
+    # -- writer thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            try:
+                self.flush()
+            except Exception:  # the thread must survive a full disk and keep trying
+                log.exception("prediction log: flush to %s failed", self.folder)
+
+    def _drop(self, rows: int) -> None:
+        self.rows_dropped += rows
+        if not self._warned_drop:
+            self._warned_drop = True
+            reason = "it is closed" if self._closed else f"{self.max_buffer_rows} rows are waiting"
+            log.warning("prediction log %s: dropping rows because %s", self.folder, reason)
+
+    def _write(self, entries: list[_Entry]) -> None:
+        groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[_Entry]] = {}
+        for entry in entries:
+            key = (entry.model, tuple(entry.features), tuple(entry.outputs))
+            groups.setdefault(key, []).append(entry)
+        for (model, features, outputs), group in groups.items():
+            rows = sum(e.rows for e in group)
+            try:
+                self._write_batch(model, _to_batch(group, features, outputs))
+                self.rows_written += rows
+            except Exception:
+                log.exception("prediction log: lost %d rows of model %r", rows, model)
+                with self._lock:
+                    self.rows_dropped += rows
+
+    def _write_batch(self, model: str, batch: pa.RecordBatch) -> None:
+        segments = self._segments.setdefault(model, [])
+        segment = None
+        for candidate in segments:
+            fitted = _fit(batch, candidate.schema)
+            if fitted is not None:
+                segment, batch = candidate, fitted
+                segments.remove(candidate)
+                segments.append(candidate)  # most recently used last
+                break
+        while batch.num_rows:
+            if segment is None:
+                segment = _Segment.create(self.folder / model, batch.schema)
+                segments.append(segment)
+                if len(segments) > MAX_OPEN_PER_MODEL:
+                    segments.pop(0).seal()
+            room = self.segment_max_rows - segment.rows
+            try:
+                segment.write(batch.slice(0, room))
+            except Exception:
+                segments.remove(segment)
+                segment.abandon()
+                raise
+            batch = batch.slice(room)
+            if segment.rows >= self.segment_max_rows:
+                segments.remove(segment)
+                segment.seal()
+                segment = None
+
+    def _seal_aged(self) -> None:
+        now = time.monotonic()
+        for segments in self._segments.values():
+            for segment in [s for s in segments if now - s.opened >= self.segment_max_age_s]:
+                segments.remove(segment)
+                segment.seal()
+
+
+class _Segment:
+    """One open ``.arrows.open`` file and its IPC stream writer."""
+
+    def __init__(self, path: Path, file: Any, schema: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self.opened = time.monotonic()
+        self._file = file
+        self._writer = pa.ipc.new_stream(file, schema)
+
+    @classmethod
+    def create(cls, folder: Path, schema: pa.Schema) -> _Segment:
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        for n in range(1000):
+            stem = folder / f"seg-{stamp}-{n:03d}"
+            if stem.with_name(stem.name + SEALED).exists():
+                continue
+            try:  # exclusive create: another process may write to the same folder
+                file = open(stem.with_name(stem.name + OPEN), "xb", buffering=1 << 20)  # noqa: SIM115
+            except FileExistsError:
+                continue
+            _fsync_dir(folder)
+            return cls(stem.with_name(stem.name + OPEN), file, schema)
+        raise FileExistsError(f"no free segment name for {folder}/seg-{stamp}-*")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.rows += batch.num_rows
+
+    def seal(self) -> None:
+        """Write the end-of-stream marker and rename ``.arrows.open`` to ``.arrows``."""
+        try:
+            self._writer.close()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.rename(self.path, self.path.with_name(self.path.name.removesuffix(".open")))
+            _fsync_dir(self.path.parent)
+        except OSError:
+            log.exception("prediction log: could not seal %s; readers still read it", self.path)
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Give up on a segment whose write failed; its good batches stay readable."""
+        with contextlib.suppress(Exception):
+            self._file.close()
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes a new or renamed file name survive a power cut, not only a process crash.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_model_name(model: str) -> None:
+    if not model or model in (".", "..") or "/" in model or "\\" in model or "\0" in model:
+        raise SchemaError(f"model name {model!r} cannot name a prediction log folder")
+
+
+def _row_count(features: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[Any]]) -> int:
+    lengths = {len(v) for v in features.values()}
+    lengths.update(len(v) for v in outputs.values())
+    if len(lengths) > 1:
+        sizes = {name: len(v) for name, v in (*features.items(), *outputs.items())}
+        raise SchemaError(f"prediction log: columns differ in length: {sizes}")
+    for name in outputs:
+        if name in BASE_SCHEMA.names or name.startswith("f."):
+            raise SchemaError(
+                f"prediction log: output {name!r} clashes with a log column; "
+                "use 'prediction' and 'proba.<class>'"
+            )
+    return lengths.pop() if lengths else 0
+
+
+def _to_batch(
+    group: list[_Entry], features: tuple[str, ...], outputs: tuple[str, ...]
+) -> pa.RecordBatch:
+    ts: list[int] = []
+    request_ids: list[str] = []
+    versions: list[int] = []
+    latencies: list[float] = []
+    for e in group:
+        ts.extend([round(e.ts * 1_000_000)] * e.rows)
+        request_ids.extend([e.request_id] * e.rows)
+        versions.extend([e.version] * e.rows)
+        latencies.extend([e.latency_ms] * e.rows)
+    arrays = [
+        pa.array(ts, TS_TYPE),
+        pa.array(request_ids, pa.string()),
+        pa.array([group[0].model] * len(ts), pa.string()),
+        pa.array(versions, pa.int64()),
+        pa.array(latencies, pa.float64()),
+    ]
+    names = list(BASE_SCHEMA.names)
+    for source, prefix, columns in (("features", "f.", features), ("outputs", "", outputs)):
+        for name in columns:
+            values: list[Any] = []
+            for e in group:
+                column = getattr(e, source)[name]
+                values.extend(column.tolist() if hasattr(column, "tolist") else column)
+            arrays.append(_column(values))
+            names.append(prefix + name)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """Numbers as float64, strings as string, booleans as bool; anything else as its text."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        array = None
+    if array is not None:
+        kind = array.type
+        if pa.types.is_null(kind) or pa.types.is_boolean(kind) or pa.types.is_string(kind):
+            return array
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            return array.cast(pa.float64())
+        if pa.types.is_large_string(kind):
+            return array.cast(pa.string())
+    elif all(v is None or isinstance(v, int | float) for v in values):  # e.g. True and 2
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values], pa.string())
+
+
+def _fit(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch | None:
+    """``batch`` in ``schema``'s column order and types, or None when it does not fit."""
+    if batch.num_columns != len(schema) or set(batch.schema.names) != set(schema.names):
+        return None
+    if batch.schema == schema:
+        return batch
+    arrays = []
+    for target in schema:
+        array = batch.column(target.name)
+        if array.type != target.type:
+            if not pa.types.is_null(array.type):
+                return None
+            array = pa.nulls(len(array), target.type)  # an all-null column fits any type
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+# -- reading ----------------------------------------------------------------------------------
+@dataclass
+class LogStats:
+    """What a read found: ``torn`` segments kept their good batches, ``corrupt`` ones were skipped."""
+
+    segments: int = 0
+    rows: int = 0
+    torn: int = 0
+    corrupt: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def iter_log(
+    folder: str | os.PathLike[str],
+    model: str | None = None,
+    since: float | datetime | None = None,
+    until: float | datetime | None = None,
+    *,
+    stats: LogStats | None = None,
+) -> Iterator[pa.Table]:
+    """One table per segment (oldest first) of ``model`` (default: every model).
+
+    Keeps rows with ``since <= ts < until`` (epoch seconds or datetimes; naive ones are UTC).
+    Pass a :class:`LogStats` to learn how many segments were torn or corrupt.
+    """
+    stats = LogStats() if stats is None else stats
+    low, high = _as_ts(since), _as_ts(until)
+    for path in _segment_paths(Path(folder), model):
+        table = _read_segment(path, stats)
+        if table is None:
+            continue
+        if low is not None:
+            table = table.filter(pc.greater_equal(table["ts"], low))
+        if high is not None:
+            table = table.filter(pc.less(table["ts"], high))
+        stats.rows += table.num_rows
+        if table.num_rows:
+            yield table
+
+
+def read_log(
+    folder: str | os.PathLike[str],
+    model: str | None = None,
+    since: float | datetime | None = None,
+    until: float | datetime | None = None,
+    *,
+    stats: LogStats | None = None,
+) -> pa.Table:
+    """Every logged row of ``model`` (default: all models) as one table; see :func:`iter_log`.
+
+    Segments with different columns are combined; a column missing from a segment reads as null.
+    """
+    tables = list(iter_log(folder, model, since, until, stats=stats))
+    if not tables:
+        return BASE_SCHEMA.empty_table()
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.concat_tables(_text_for_conflicts(tables), promote_options="permissive")
+
+
+def _text_for_conflicts(tables: list[pa.Table]) -> list[pa.Table]:
+    # A feature logged as numbers by one version and as strings by another reads as strings.
+    kinds: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for f in table.schema:
+            if not pa.types.is_null(f.type):
+                kinds.setdefault(f.name, set()).add(f.type)
+    conflicts = {name for name, types in kinds.items() if len(types) > 1}
+    out = []
+    for table in tables:
+        for i, f in enumerate(table.schema):
+            if f.name in conflicts:
+                table = table.set_column(i, f.name, pc.cast(table.column(i), pa.string()))
+        out.append(table)
+    return out
+
+
+def _segment_paths(folder: Path, model: str | None) -> list[Path]:
+    if model is not None:
+        _check_model_name(model)
+        folders = [folder / model]
+    else:
+        folders = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    paths = []
+    for sub in folders:
+        if sub.is_dir():
+            paths += [
+                p
+                for p in sub.iterdir()
+                if p.name.startswith("seg-") and p.name.endswith((SEALED, OPEN))
+            ]
+    return sorted(paths, key=lambda p: (p.parent.name, p.name.removesuffix(".open")))
+
+
+def _read_segment(path: Path, stats: LogStats) -> pa.Table | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # sealed (renamed) between listing and reading
+        sealed = path.with_name(path.name.removesuffix(".open"))
+        if sealed == path or not sealed.exists():
+            return None
+        path, data = sealed, sealed.read_bytes()
+    if not data:  # created, then the process died before the first write
+        return None
+    is_open = path.name.endswith(OPEN)
+    try:
+        reader = pa.ipc.open_stream(pa.py_buffer(data))
+    except _READ_ERRORS as exc:
+        if is_open:  # the crash cut the very first write short: nothing was flushed yet
+            _note(stats, path, "torn", f"no complete batch ({exc})")
+        else:
+            _note(stats, path, "corrupt", f"unreadable, skipped ({exc})")
+        return None
+    batches = []
+    try:
+        while True:
+            batches.append(reader.read_next_batch())
+    except StopIteration:
+        pass
+    except _READ_ERRORS as exc:
+        _note(stats, path, "torn", f"kept {len(batches)} good batches, dropped a torn tail ({exc})")
+    stats.segments += 1
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _note(stats: LogStats, path: Path, kind: str, message: str) -> None:
+    setattr(stats, kind, getattr(stats, kind) + 1)
+    stats.problems.append(f"{path}: {message}")
+    # An open segment may simply be mid-write by a live server; a sealed one should be whole.
+    level = logging.INFO if path.name.endswith(OPEN) else logging.WARNING
+    log.log(level, "prediction log %s: %s", path, message)
+
+
+def _as_ts(value: float | datetime | None) -> pa.Scalar | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    else:
+        moment = datetime.fromtimestamp(value, UTC)
+    return pa.scalar(moment, TS_TYPE)
