@@ -1,5 +1,6 @@
 """The HTTP API in process (Starlette's test client over the real app)."""
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -109,3 +110,26 @@ def test_serving_nothing_is_an_error(ws: Workspace) -> None:
     with pytest.raises(NotFoundError):
         ServedModels(ws, ["loans@1"])
     assert ServedModels(ws).names == []
+
+
+def test_metrics_access_log_and_prediction_log(
+    trained_ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mlscale.serve.predlog import read_log
+
+    rows = feature_rows(trained_ws, 3)
+    with TestClient(create_app(ServedModels(trained_ws))) as client, caplog.at_level("INFO"):
+        r = client.post("/v1/models/loans@production/predict", json={"rows": rows})
+        assert r.status_code == 200
+        client.post("/v1/models/loans@production/predict", content=b"{oops")
+        text = client.get("/metrics").text
+    # the app closed: its prediction log is flushed
+    assert 'mlscale_requests_total{code="200",model="loans",version="1"} 1.0' in text
+    assert 'mlscale_requests_total{code="400",model="loans",version="1"} 1.0' in text
+    assert "mlscale_request_latency_seconds_bucket" in text
+    lines = [json.loads(m) for m in caplog.messages if m.startswith("{")]
+    assert any(line["status"] == 200 and line["rows"] == 3 for line in lines)
+    logged = read_log(trained_ws.root / ".mlscale" / "predictions", model="loans")
+    assert logged.num_rows == 3
+    assert logged.column("request_id").to_pylist() == [r.json()["request_id"]] * 3
+    assert logged.column("proba.1").to_pylist() == [p[1] for p in r.json()["probabilities"]]

@@ -89,7 +89,7 @@ class FeatureEncoder:
 
     def __init__(self, signature: Signature) -> None:
         self.signature = signature
-        self._names = signature.feature_names
+        self._names = self.names = signature.feature_names
         self._name_set = set(self._names)
         self._value_sets = {
             f.name: pa.array(f.categories, pa.string())

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -23,7 +25,10 @@ from starlette.routing import Route
 from mlscale.errors import MlscaleError, SchemaError, UserError
 from mlscale.models.predictor import Prediction, Predictor
 from mlscale.serve.batching import Overloaded
+from mlscale.serve.metrics import ServerMetrics
 from mlscale.serve.models import ServedModels
+from mlscale.serve.observe import Observe
+from mlscale.serve.predlog import PredictionLog
 from mlscale.serve.v2 import v2_routes
 
 log = logging.getLogger("mlscale.serve")
@@ -43,8 +48,29 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(models: ServedModels) -> Starlette:
-    """The ASGI app serving ``models``."""
+def create_app(
+    models: ServedModels,
+    *,
+    metrics: ServerMetrics | None = None,
+    prediction_log: PredictionLog | None = None,
+    log_predictions: bool = True,
+) -> Starlette:
+    """The ASGI app serving ``models``: metrics at ``/metrics``, every prediction logged to
+    ``.mlscale/predictions`` in the workspace (append-only Arrow segments) unless disabled."""
+    metrics = metrics or ServerMetrics()
+    if prediction_log is None and log_predictions:
+        prediction_log = PredictionLog(models.ws.root / ".mlscale" / "predictions")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        models.close()
+        if prediction_log is not None:
+            prediction_log.close()  # flush what is buffered before the process ends
+
+    async def metrics_page(request: Request) -> Response:
+        body, content_type = metrics.render(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "models": models.names, "loaded": models.loaded()})
@@ -55,7 +81,11 @@ def create_app(models: ServedModels) -> Starlette:
     async def predict(request: Request) -> JSONResponse:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        state = request.state
+        state.request_id = request_id
         predictor = models.get(request.path_params["ref"])
+        version = predictor.version
+        state.model, state.version = version.name, version.version
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return error(413, f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
@@ -64,29 +94,34 @@ def create_app(models: ServedModels) -> Starlette:
         except orjson.JSONDecodeError as exc:
             raise UserError(f"request body is not valid JSON: {exc}") from None
         rows, columnar = _inputs(payload)
+        encoder = predictor.encoder
         if columnar:
-            X = predictor.encoder.encode_table(predictor.encoder.table_from_columns(rows))
+            X = encoder.encode_table(encoder.table_from_columns(rows))
         else:
-            X = predictor.encoder.encode_records(rows)
-        size = len(X)
+            X = encoder.encode_records(rows)
+        state.rows = size = len(X)
         if size > THREADPOOL_ROWS:  # a big batch is a batch already: predict it off the loop
             result = await run_in_threadpool(predictor.predict_matrix, X)
         else:
+            batcher = models.batcher(predictor)
+            metrics.set_queue_depth(version.name, batcher.depth)
             try:
-                result = await asyncio.wait_for(
-                    models.batcher(predictor).predict(X), timeout=REQUEST_TIMEOUT_S
-                )
+                result = await asyncio.wait_for(batcher.predict(X), timeout=REQUEST_TIMEOUT_S)
             except TimeoutError:
                 return error(504, f"prediction took longer than {REQUEST_TIMEOUT_S:g}s")
-        body_out = _output(predictor, result, request_id)
-        log.info(
-            "predict %s rows=%d ms=%.2f id=%s",
-            predictor.version.ref,
-            size,
-            (time.perf_counter() - started) * 1e3,
-            request_id,
+        if prediction_log is not None:
+            features = rows if columnar else {n: [r[n] for r in rows] for n in encoder.names}
+            prediction_log.append(
+                version.name,
+                version.version,
+                request_id,
+                features,
+                _log_outputs(result),
+                (time.perf_counter() - started) * 1e3,
+            )
+        return JSONResponse(
+            _output(predictor, result, request_id), headers={"x-request-id": request_id}
         )
-        return JSONResponse(body_out, headers={"x-request-id": request_id})
 
     async def on_mlscale_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MlscaleError)
@@ -106,9 +141,10 @@ def create_app(models: ServedModels) -> Starlette:
         log.exception("unexpected error", exc_info=exc)
         return error(500, f"internal error: {type(exc).__name__}")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{ref}/predict", predict, methods=["POST"]),
             *v2_routes(models),
@@ -118,7 +154,10 @@ def create_app(models: ServedModels) -> Starlette:
             HTTPException: on_http_error,
             Exception: on_unexpected,
         },
+        lifespan=lifespan,
     )
+    app.add_middleware(Observe, metrics=metrics)
+    return app
 
 
 def _inputs(payload: Any) -> tuple[Any, bool]:
@@ -139,6 +178,14 @@ def _inputs(payload: Any) -> tuple[Any, bool]:
     if not rows:
         raise SchemaError("no rows to predict")
     return rows, columnar
+
+
+def _log_outputs(result: Prediction) -> dict[str, list[Any]]:
+    outputs: dict[str, list[Any]] = {"prediction": list(result.predictions)}
+    if result.probabilities is not None:
+        for j, label in enumerate(result.classes):
+            outputs[f"proba.{label}"] = result.probabilities[:, j].tolist()
+    return outputs
 
 
 def _output(predictor: Predictor, result: Prediction, request_id: str) -> dict[str, Any]:

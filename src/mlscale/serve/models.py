@@ -81,5 +81,9 @@ class ServedModels:
             batcher = self._batchers[key] = Batcher(predictor, **self.batching)
         return batcher
 
+    def close(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.close()
+
     def loaded(self) -> list[str]:
         return [f"{name}@{version}" for name, version in sorted(self._predictors)]
