@@ -210,16 +210,29 @@ def models_promote(ctx: click.Context, name: str, version: int, alias: str) -> N
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
+@click.option("--access-log", is_flag=True, help="Log one JSON line per request.")
+@click.option(
+    "--no-prediction-log", is_flag=True, help="Do not record requests in the prediction log."
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, refs: tuple[str, ...], host: str, port: int, workers: int | None
+    ctx: click.Context,
+    refs: tuple[str, ...],
+    host: str,
+    port: int,
+    workers: int | None,
+    access_log: bool,
+    no_prediction_log: bool,
 ) -> None:
     """Serve every model with an alias, plus REFS (NAME@VERSION), over HTTP."""
     from mlscale.serve.server import serve as run_server
 
     ws = _ws(ctx)
     console.print(f"serving on http://{host}:{port}  (POST /v1/models/NAME@ALIAS/predict)")
-    run_server(ws, list(refs), host=host, port=port, workers=workers)
+    run_server(
+        ws, list(refs), host=host, port=port, workers=workers, access_log=access_log,
+        log_predictions=not no_prediction_log,
+    )  # fmt: skip
 
 
 @click.command()

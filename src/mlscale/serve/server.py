@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # How the supervisor tells worker processes what to serve (they import the app by name).
 ENV_ROOT = "MLSCALE_SERVE_ROOT"
 ENV_REFS = "MLSCALE_SERVE_REFS"
+ENV_OPTIONS = "MLSCALE_SERVE_OPTIONS"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -26,9 +27,16 @@ def app_from_env() -> Starlette:
     """The app of one worker process (uvicorn factory)."""
     from mlscale.workspace import Workspace
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    options = json.loads(os.environ.get(ENV_OPTIONS, "{}"))
+    _configure_logging(options.pop("access_log", False))
     ws = Workspace.open(os.environ[ENV_ROOT])
-    return create_app(ServedModels(ws, json.loads(os.environ.get(ENV_REFS, "[]"))))
+    return create_app(ServedModels(ws, json.loads(os.environ.get(ENV_REFS, "[]"))), **options)
+
+
+def _configure_logging(access_log: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # One JSON line per request when asked for: a few microseconds each, on the hot path.
+    logging.getLogger("mlscale.access").setLevel(logging.INFO if access_log else logging.WARNING)
 
 
 def serve(
@@ -38,6 +46,8 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int | None = None,
+    access_log: bool = False,
+    log_predictions: bool = True,
 ) -> None:
     """Load the served models, then serve until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
@@ -51,14 +61,17 @@ def serve(
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    _configure_logging(access_log)
     logging.getLogger("mlscale.serve").info(
         "serving %s with %d worker(s)", ", ".join(models.loaded()), workers
     )
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(models), **options)
+        uvicorn.run(create_app(models, log_predictions=log_predictions), **options)
         return
     os.environ[ENV_ROOT] = str(ws.root)
     os.environ[ENV_REFS] = json.dumps(refs or [])
+    os.environ[ENV_OPTIONS] = json.dumps(
+        {"access_log": access_log, "log_predictions": log_predictions}
+    )
     uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
