@@ -81,3 +81,33 @@ def test_background_server_is_stopped_on_ctrl_c(project: Path) -> None:
         raise KeyboardInterrupt
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def test_metrics_add_up_across_worker_processes(project: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlscale", "serve", "--port", str(port), "--workers", "2"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        # New connections are spread over the workers by the kernel.
+        for _ in range(20):
+            with httpx.Client() as client:
+                r = client.post(f"{url}/v1/models/loans@production/predict", json={"rows": rows(1)})
+                assert r.status_code == 200
+        time.sleep(1.5)  # each worker shares its numbers every second
+        text = httpx.get(f"{url}/metrics").text
+        assert 'mlscale_requests_total{code="200",model="loans",version="1"} 20.0' in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -107,3 +107,23 @@ def test_access_log_line() -> None:
     assert orjson.loads(access_log_line("GET", "/healthz", 200, 0.1, "x")).keys() == {
         "method", "path", "status", "ms", "request_id"
     }  # fmt: skip
+
+
+def test_workers_share_their_numbers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shared = tmp_path / "metrics"
+    first = ServerMetrics(shared, share_every_s=3600)
+    first.observe_request("loans", 1, 200, 0.001, rows=2)
+    first.share()
+    # A second worker (same process here; the file name is per pid, so fake another pid's file).
+    (shared / "worker-999999.json").write_bytes(
+        (shared / next(p.name for p in shared.iterdir())).read_bytes()
+    )
+    second = ServerMetrics(shared, share_every_s=3600)
+    second._own_file = shared / "worker-1.json"
+    second.observe_request("loans", 1, 500, 0.002, rows=1)
+    text = second.render()[0].decode()
+    assert 'mlscale_requests_total{code="200",model="loans",version="1"} 2.0' in text
+    assert 'mlscale_requests_total{code="500",model="loans",version="1"} 1.0' in text
+    assert 'mlscale_predictions_total{model="loans",version="1"} 4.0' in text
+    first.close()
+    second.close()

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -54,10 +55,12 @@ def create_app(
     metrics: ServerMetrics | None = None,
     prediction_log: PredictionLog | None = None,
     log_predictions: bool = True,
+    metrics_dir: str | None = None,
 ) -> Starlette:
     """The ASGI app serving ``models``: metrics at ``/metrics``, every prediction logged to
     ``.mlscale/predictions`` in the workspace (append-only Arrow segments) unless disabled."""
-    metrics = metrics or ServerMetrics()
+    # With several workers, each shares its numbers in metrics_dir so any scrape sees them all.
+    metrics = metrics or ServerMetrics(Path(metrics_dir) if metrics_dir else None)
     if prediction_log is None and log_predictions:
         prediction_log = PredictionLog(models.ws.root / ".mlscale" / "predictions")
 
@@ -65,6 +68,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         models.close()
+        metrics.close()
         if prediction_log is not None:
             prediction_log.close()  # flush what is buffered before the process ends
 

@@ -6,9 +6,12 @@ process never clash over metric names.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -57,6 +60,26 @@ class _Series:
         self.batch_size = _Histogram(BATCH_BUCKETS)
         self.predictions = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "codes": {str(k): v for k, v in self.codes.items()},
+            "latency": [self.latency.counts, self.latency.sum],
+            "batch_size": [self.batch_size.counts, self.batch_size.sum],
+            "predictions": self.predictions,
+        }
+
+    def add(self, data: dict[str, Any]) -> None:
+        for code, count in data["codes"].items():
+            self.codes[int(code)] = self.codes.get(int(code), 0) + count
+        for hist, (counts, total) in (
+            (self.latency, data["latency"]),
+            (self.batch_size, data["batch_size"]),
+        ):
+            hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
+            hist.sum += total
+        self.predictions += data["predictions"]
+
 
 class ServerMetrics:
     """Request, error, latency, batch-size, queue-depth and prediction metrics by model and version.
@@ -72,7 +95,7 @@ class ServerMetrics:
     True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, share_dir: Path | None = None, *, share_every_s: float = 1.0) -> None:
         # Plain numbers under one lock, turned into metric families at scrape time: one uncontended
         # lock per request instead of one per prometheus_client metric child.
         self._lock = threading.Lock()
@@ -80,6 +103,63 @@ class ServerMetrics:
         self._queues: dict[str, float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
+        # Several worker processes: each writes its numbers to share_dir every second, and a
+        # scrape of any worker adds up every worker's file (others' at most a second old).
+        self.share_dir = share_dir
+        self._share_every_s = share_every_s
+        self._stop = threading.Event()
+        if share_dir is not None:
+            share_dir.mkdir(parents=True, exist_ok=True)
+            self._own_file = share_dir / f"worker-{os.getpid()}.json"
+            threading.Thread(target=self._share_loop, name="mlscale-metrics", daemon=True).start()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "series": [s.to_dict() for s in self._series.values()],
+                "queues": dict(self._queues),
+            }
+
+    def share(self) -> None:
+        """Write this worker's numbers for the other workers' scrapes (atomically)."""
+        if self.share_dir is None:
+            return
+        tmp = self._own_file.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.snapshot()))
+        os.replace(tmp, self._own_file)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.share()
+
+    def _share_loop(self) -> None:
+        while not self._stop.wait(self._share_every_s):
+            # A full disk must not take the server down; the next second retries.
+            with contextlib.suppress(OSError):
+                self.share()
+
+    def _combined(self) -> tuple[list[_Series], dict[str, float]]:
+        """This worker's live numbers plus every other worker's last shared numbers."""
+        snapshots = [self.snapshot()]
+        if self.share_dir is not None:
+            for path in sorted(self.share_dir.glob("worker-*.json")):
+                if path != self._own_file:
+                    try:
+                        snapshots.append(orjson.loads(path.read_bytes()))
+                    except (OSError, orjson.JSONDecodeError):
+                        continue  # being replaced right now: next scrape
+        series: dict[tuple[str, str], _Series] = {}
+        queues: dict[str, float] = {}
+        for snap in snapshots:
+            for data in snap["series"]:
+                model, version = data["labels"]
+                target = series.get((model, version))
+                if target is None:
+                    target = series[(model, version)] = _Series(model, version)
+                target.add(data)
+            for model, n in snap["queues"].items():
+                queues[model] = queues.get(model, 0) + n
+        return list(series.values()), queues
 
     def observe_request(
         self, model: str, version: int | str, code: int, seconds: float, rows: int = 0
@@ -135,29 +215,29 @@ class ServerMetrics:
         queue_depth = GaugeMetricFamily(
             "mlscale_queue_depth", "Rows waiting to be predicted.", labels=["model"]
         )
-        with self._lock:
-            for series in list(self._series.values()):
-                for code, count in sorted(series.codes.items()):
-                    labels = [*series.labels, str(code)]
-                    requests.add_metric(labels, count)
-                    if code >= 400:
-                        errors.add_metric(labels, count)
-                if series.codes:
-                    latency.add_metric(
-                        series.labels,
-                        series.latency.buckets(LATENCY_BUCKETS),
-                        series.latency.sum,
-                    )
-                if series.batch_size.sum:
-                    batch_size.add_metric(
-                        series.labels,
-                        series.batch_size.buckets(BATCH_BUCKETS),
-                        series.batch_size.sum,
-                    )
-                if series.predictions:
-                    predictions.add_metric(series.labels, series.predictions)
-            for model, n in list(self._queues.items()):
-                queue_depth.add_metric([model], n)
+        all_series, queues = self._combined()
+        for series in all_series:
+            for code, count in sorted(series.codes.items()):
+                labels = [*series.labels, str(code)]
+                requests.add_metric(labels, count)
+                if code >= 400:
+                    errors.add_metric(labels, count)
+            if series.codes:
+                latency.add_metric(
+                    series.labels,
+                    series.latency.buckets(LATENCY_BUCKETS),
+                    series.latency.sum,
+                )
+            if series.batch_size.sum:
+                batch_size.add_metric(
+                    series.labels,
+                    series.batch_size.buckets(BATCH_BUCKETS),
+                    series.batch_size.sum,
+                )
+            if series.predictions:
+                predictions.add_metric(series.labels, series.predictions)
+        for model, n in queues.items():
+            queue_depth.add_metric([model], n)
         yield from (requests, errors, latency, batch_size, predictions, queue_depth)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -71,7 +72,13 @@ def serve(
         return
     os.environ[ENV_ROOT] = str(ws.root)
     os.environ[ENV_REFS] = json.dumps(refs or [])
+    metrics_dir = ws.root / ".mlscale" / "run" / f"metrics-{port}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters start at zero with the server
     os.environ[ENV_OPTIONS] = json.dumps(
-        {"access_log": access_log, "log_predictions": log_predictions}
+        {
+            "access_log": access_log,
+            "log_predictions": log_predictions,
+            "metrics_dir": str(metrics_dir),
+        }
     )
     uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
