@@ -111,3 +111,40 @@ def test_metrics_add_up_across_worker_processes(project: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_no_request_fails_while_an_alias_moves_under_load(project: Path) -> None:
+    import threading
+
+    from mlscale import Workspace
+
+    ws = Workspace.open(project)
+    candidate = ws.train("loans@1", target="default", model="logistic", exclude=["loan_id"])
+    port = free_port()
+    with background_server(project, port) as url:
+        predict = f"{url}/v1/models/loans@production/predict"
+        body = {"rows": rows(3)}
+        statuses: list[int] = []
+        versions: list[int] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set():
+                    r = client.post(predict, json=body)
+                    statuses.append(r.status_code)
+                    if r.status_code == 200:
+                        versions.append(r.json()["version"])
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        ws.promote("loans", candidate.model.version, alias="production")
+        time.sleep(3.0)
+        stop.set()
+        for t in threads:
+            t.join()
+        ws.promote("loans", 1, alias="production")  # leave the shared workspace as it was
+    assert len(statuses) > 100 and set(statuses) == {200}
+    assert versions[0] == 1 and versions[-1] == candidate.model.version

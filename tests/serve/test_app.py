@@ -96,14 +96,41 @@ def test_unknown_models_and_routes(client: TestClient) -> None:
     assert client.get("/nowhere").json() == {"error": "Not Found"}
 
 
-def test_alias_moves_are_served(trained_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(served_module, "ALIAS_TTL_S", 0.0)
-    client = TestClient(create_app(ServedModels(trained_ws)))
+def test_alias_moves_are_served_after_warm_up_and_bad_versions_are_not(
+    trained_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(served_module, "ALIAS_POLL_S", 0.05)
+    models = ServedModels(trained_ws)
+    client = TestClient(create_app(models, log_predictions=False))
     rows = feature_rows(trained_ws, 1)
+    url = "/v1/models/loans@production/predict"
+
+    def served_version(expected: int) -> int:
+        deadline = time.monotonic() + 5
+        while True:
+            version = client.post(url, json=rows).json()["version"]
+            if version == expected or time.monotonic() > deadline:
+                return version
+            time.sleep(0.05)
+
+    assert served_version(1) == 1
     trained_ws.train("loans@1", target="default", model="logistic")
-    assert client.post("/v1/models/loans@production/predict", json=rows).json()["version"] == 1
     trained_ws.promote("loans", 2, alias="production")
-    assert client.post("/v1/models/loans@production/predict", json=rows).json()["version"] == 2
+    assert served_version(2) == 2
+    # A version whose artifact is damaged: the server keeps serving version 2 and says why.
+    v3 = trained_ws.train("loans@1", target="default", params={"num_leaves": 7}).model
+    blob = next((trained_ws.root / ".mlscale" / "artifacts").rglob(v3.artifact_sha[2:]))
+    blob.write_bytes(b"damaged")
+    trained_ws.promote("loans", 3, alias="production")
+    time.sleep(0.5)
+    assert client.post(url, json=rows).json()["version"] == 2
+    health = client.get("/healthz").json()
+    assert "version 3 failed to load" in health["errors"]["loans@production"]
+    trained_ws.promote("loans", 1, alias="production")  # rollback is moving the alias back
+    assert served_version(1) == 1
+    models.close()
 
 
 def test_serving_nothing_is_an_error(ws: Workspace) -> None:

@@ -77,7 +77,10 @@ def create_app(
         return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "models": models.names, "loaded": models.loaded()})
+        body = {"status": "ok", "models": models.names, "loaded": models.loaded()}
+        if models.errors:
+            body["errors"] = dict(models.errors)
+        return JSONResponse(body)
 
     async def list_models(request: Request) -> JSONResponse:
         return JSONResponse({"models": models.names})
