@@ -3,11 +3,12 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from starlette.testclient import TestClient
 
-from mlscale import NotFoundError, Workspace
+from mlscale import NotFoundError, SchemaError, Workspace
 from mlscale.quickstart.loans import generate_loans
 from mlscale.serve import models as served_module
 from mlscale.serve.app import create_app
@@ -160,3 +161,33 @@ def test_metrics_access_log_and_prediction_log(
     assert logged.num_rows == 3
     assert logged.column("request_id").to_pylist() == [r.json()["request_id"]] * 3
     assert logged.column("proba.1").to_pylist() == [p[1] for p in r.json()["probabilities"]]
+
+
+def test_unseen_categories_infinite_numbers_and_huge_bodies(trained_ws: Workspace) -> None:
+    row = feature_rows(trained_ws, 1)[0] | {"state": "ZZ"}
+    url = "/v1/models/loans@production/predict"
+    lenient = TestClient(create_app(ServedModels(trained_ws), log_predictions=False))
+    assert lenient.post(url, json={"rows": [row]}).status_code == 200
+    strict = TestClient(
+        create_app(ServedModels(trained_ws), log_predictions=False, unseen="reject")
+    )
+    r = strict.post(url, json={"rows": [row]})
+    assert r.status_code == 422
+    assert r.json()["error"].startswith(
+        "row 0, feature 'state': 'ZZ' was not seen in training (known: CA"
+    )
+    columns = {k: [v] for k, v in row.items()}
+    assert strict.post(url, json={"columns": columns}).status_code == 422
+    # JSON cannot carry an infinite number: 1e400 is refused as a number out of range.
+    huge = json.dumps({"rows": [feature_rows(trained_ws, 1)[0]]}).replace(
+        '"age": ', '"age": 1e400, "x": '
+    )
+    r = lenient.post(url, content=huge)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    X = np.array([[np.inf] + [0.0] * (len(row) - 1)])
+    from mlscale.serve.app import _check_values
+
+    with pytest.raises(SchemaError, match="expected a finite number, found inf"):
+        _check_values(trained_ws.predictor("loans@1"), [row], False, X, "unknown")
+    r = lenient.post(url, content=b"x", headers={"content-length": str(64 << 20)})
+    assert r.status_code == 413 and "the limit is" in r.json()["error"]

@@ -214,6 +214,13 @@ def models_promote(ctx: click.Context, name: str, version: int, alias: str) -> N
 @click.option(
     "--no-prediction-log", is_flag=True, help="Do not record requests in the prediction log."
 )
+@click.option(
+    "--unseen",
+    type=click.Choice(["unknown", "reject"]),
+    default="unknown",
+    show_default=True,
+    help="A category not seen in training: treat it as unknown, or reject the request.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -223,6 +230,7 @@ def serve(
     workers: int | None,
     access_log: bool,
     no_prediction_log: bool,
+    unseen: str,
 ) -> None:
     """Serve every model with an alias, plus REFS (NAME@VERSION), over HTTP."""
     from mlscale.serve.server import serve as run_server
@@ -231,7 +239,7 @@ def serve(
     console.print(f"serving on http://{host}:{port}  (POST /v1/models/NAME@ALIAS/predict)")
     run_server(
         ws, list(refs), host=host, port=port, workers=workers, access_log=access_log,
-        log_predictions=not no_prediction_log,
+        log_predictions=not no_prediction_log, unseen=unseen,
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +37,7 @@ log = logging.getLogger("mlscale.serve")
 MAX_BODY_BYTES = 16 << 20
 THREADPOOL_ROWS = 1_000  # bigger requests predict off the event loop
 REQUEST_TIMEOUT_S = 30.0
+UNSEEN_POLICIES = ("unknown", "reject")
 
 
 class JSONResponse(Response):
@@ -56,9 +58,18 @@ def create_app(
     prediction_log: PredictionLog | None = None,
     log_predictions: bool = True,
     metrics_dir: str | None = None,
+    unseen: str = "unknown",
 ) -> Starlette:
     """The ASGI app serving ``models``: metrics at ``/metrics``, every prediction logged to
-    ``.mlscale/predictions`` in the workspace (append-only Arrow segments) unless disabled."""
+    ``.mlscale/predictions`` in the workspace (append-only Arrow segments) unless disabled.
+
+    ``unseen``: a category the model never saw is ``"unknown"`` (treated like a missing value, as
+    the model learned to) or ``"reject"`` (a 422 naming it).
+    """
+    if unseen not in UNSEEN_POLICIES:
+        raise UserError(
+            f"unknown unseen-category policy {unseen!r}; expected one of {UNSEEN_POLICIES}"
+        )
     # With several workers, each shares its numbers in metrics_dir so any scrape sees them all.
     metrics = metrics or ServerMetrics(Path(metrics_dir) if metrics_dir else None)
     if prediction_log is None and log_predictions:
@@ -93,6 +104,10 @@ def create_app(
         predictor = models.get(request.path_params["ref"])
         version = predictor.version
         state.model, state.version = version.name, version.version
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            # Refused before reading it: a huge body costs nothing but this answer.
+            return error(413, f"request body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return error(413, f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
@@ -106,6 +121,7 @@ def create_app(
             X = encoder.encode_table(encoder.table_from_columns(rows))
         else:
             X = encoder.encode_records(rows)
+        _check_values(predictor, rows, columnar, X, unseen)
         state.rows = size = len(X)
         if size > THREADPOOL_ROWS:  # a big batch is a batch already: predict it off the loop
             result = await run_in_threadpool(predictor.predict_matrix, X)
@@ -185,6 +201,30 @@ def _inputs(payload: Any) -> tuple[Any, bool]:
     if not rows:
         raise SchemaError("no rows to predict")
     return rows, columnar
+
+
+def _check_values(
+    predictor: Predictor, rows: Any, columnar: bool, X: np.ndarray, unseen: str
+) -> None:
+    """Infinite numbers are always refused; unseen categories when the policy says so."""
+    if np.isinf(X).any():
+        i, j = (int(k[0]) for k in np.nonzero(np.isinf(X)))
+        name = predictor.signature.features[j].name
+        raise SchemaError(f"row {i}, feature {name!r}: expected a finite number, found {X[i, j]}")
+    if unseen != "reject":
+        return
+    for j, feature in enumerate(predictor.signature.features):
+        if feature.kind != "categorical":
+            continue
+        for i in np.flatnonzero(np.isnan(X[:, j])):
+            value = rows[feature.name][i] if columnar else rows[i][feature.name]
+            if value is not None:
+                known = ", ".join(feature.categories[:10])
+                more = " ..." if len(feature.categories) > 10 else ""
+                raise SchemaError(
+                    f"row {i}, feature {feature.name!r}: {value!r} was not seen in training "
+                    f"(known: {known}{more})"
+                )
 
 
 def _log_outputs(result: Prediction) -> dict[str, list[Any]]:

@@ -49,6 +49,7 @@ def serve(
     workers: int | None = None,
     access_log: bool = False,
     log_predictions: bool = True,
+    unseen: str = "unknown",
 ) -> None:
     """Load the served models, then serve until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
@@ -68,7 +69,7 @@ def serve(
     )
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(models, log_predictions=log_predictions), **options)
+        uvicorn.run(create_app(models, log_predictions=log_predictions, unseen=unseen), **options)
         return
     os.environ[ENV_ROOT] = str(ws.root)
     os.environ[ENV_REFS] = json.dumps(refs or [])
