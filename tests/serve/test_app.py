@@ -191,3 +191,28 @@ def test_unseen_categories_infinite_numbers_and_huge_bodies(trained_ws: Workspac
         _check_values(trained_ws.predictor("loans@1"), [row], False, X, "unknown")
     r = lenient.post(url, content=b"x", headers={"content-length": str(64 << 20)})
     assert r.status_code == 413 and "the limit is" in r.json()["error"]
+
+
+def test_answer_cache_serves_repeated_requests(trained_ws: Workspace) -> None:
+    models = ServedModels(trained_ws)
+    client = TestClient(create_app(models, log_predictions=False, cache_size=2))
+    predictor = models.get("loans@production")
+    calls: list[int] = []
+    original = predictor.predict_matrix
+
+    def counting(X: np.ndarray):  # type: ignore[no-untyped-def]
+        calls.append(len(X))
+        return original(X)
+
+    predictor.predict_matrix = counting  # type: ignore[method-assign]
+    rows = feature_rows(trained_ws, 3)
+    url = "/v1/models/loans@production/predict"
+    first = client.post(url, json={"rows": rows[:1]}).json()
+    again = client.post(url, json={"rows": rows[:1]}).json()
+    assert first["probabilities"] == again["probabilities"]
+    assert first["request_id"] != again["request_id"]
+    assert len(calls) == 1
+    client.post(url, json={"rows": rows[1:2]})
+    client.post(url, json={"rows": rows[2:3]})
+    client.post(url, json={"rows": rows[:1]})  # evicted by the two newer ones: predicted again
+    assert len(calls) == 4

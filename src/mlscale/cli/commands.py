@@ -221,6 +221,13 @@ def models_promote(ctx: click.Context, name: str, version: int, alias: str) -> N
     show_default=True,
     help="A category not seen in training: treat it as unknown, or reject the request.",
 )
+@click.option(
+    "--cache",
+    "cache_size",
+    default=0,
+    show_default=True,
+    help="Answers to keep for repeated requests.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -231,6 +238,7 @@ def serve(
     access_log: bool,
     no_prediction_log: bool,
     unseen: str,
+    cache_size: int,
 ) -> None:
     """Serve every model with an alias, plus REFS (NAME@VERSION), over HTTP."""
     from mlscale.serve.server import serve as run_server
@@ -239,7 +247,7 @@ def serve(
     console.print(f"serving on http://{host}:{port}  (POST /v1/models/NAME@ALIAS/predict)")
     run_server(
         ws, list(refs), host=host, port=port, workers=workers, access_log=access_log,
-        log_predictions=not no_prediction_log, unseen=unseen,
+        log_predictions=not no_prediction_log, unseen=unseen, cache_size=cache_size,
     )  # fmt: skip
 
 

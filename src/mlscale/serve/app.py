@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +41,32 @@ REQUEST_TIMEOUT_S = 30.0
 UNSEEN_POLICIES = ("unknown", "reject")
 
 
+class PredictionTimeout(MlscaleError):
+    http_status = 504
+
+
+class AnswerCache:
+    """The answers to recent identical requests (same model version, same body bytes)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int, bytes], Prediction] = OrderedDict()
+
+    def get(self, key: tuple[str, int, bytes]) -> Prediction | None:
+        if not self.size:
+            return None
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, int, bytes], value: Prediction) -> None:
+        if self.size:
+            self._items[key] = value
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
@@ -59,12 +86,14 @@ def create_app(
     log_predictions: bool = True,
     metrics_dir: str | None = None,
     unseen: str = "unknown",
+    cache_size: int = 0,
 ) -> Starlette:
     """The ASGI app serving ``models``: metrics at ``/metrics``, every prediction logged to
     ``.mlscale/predictions`` in the workspace (append-only Arrow segments) unless disabled.
 
     ``unseen``: a category the model never saw is ``"unknown"`` (treated like a missing value, as
-    the model learned to) or ``"reject"`` (a 422 naming it).
+    the model learned to) or ``"reject"`` (a 422 naming it). ``cache_size`` > 0 keeps the answers
+    to that many recent distinct request bodies (an LRU cache; a new version never sees old ones).
     """
     if unseen not in UNSEEN_POLICIES:
         raise UserError(
@@ -72,6 +101,7 @@ def create_app(
         )
     # With several workers, each shares its numbers in metrics_dir so any scrape sees them all.
     metrics = metrics or ServerMetrics(Path(metrics_dir) if metrics_dir else None)
+    cache = AnswerCache(cache_size)
     if prediction_log is None and log_predictions:
         prediction_log = PredictionLog(models.ws.root / ".mlscale" / "predictions")
 
@@ -117,21 +147,12 @@ def create_app(
             raise UserError(f"request body is not valid JSON: {exc}") from None
         rows, columnar = _inputs(payload)
         encoder = predictor.encoder
-        if columnar:
-            X = encoder.encode_table(encoder.table_from_columns(rows))
-        else:
-            X = encoder.encode_records(rows)
-        _check_values(predictor, rows, columnar, X, unseen)
-        state.rows = size = len(X)
-        if size > THREADPOOL_ROWS:  # a big batch is a batch already: predict it off the loop
-            result = await run_in_threadpool(predictor.predict_matrix, X)
-        else:
-            batcher = models.batcher(predictor)
-            metrics.set_queue_depth(version.name, batcher.depth)
-            try:
-                result = await asyncio.wait_for(batcher.predict(X), timeout=REQUEST_TIMEOUT_S)
-            except TimeoutError:
-                return error(504, f"prediction took longer than {REQUEST_TIMEOUT_S:g}s")
+        key = (version.name, version.version, body)
+        result = cache.get(key)
+        if result is None:
+            result = await _predict(predictor, rows, columnar)
+            cache.put(key, result)
+        state.rows = len(result.predictions)
         if prediction_log is not None:
             features = rows if columnar else {n: [r[n] for r in rows] for n in encoder.names}
             prediction_log.append(
@@ -145,6 +166,22 @@ def create_app(
         return JSONResponse(
             _output(predictor, result, request_id), headers={"x-request-id": request_id}
         )
+
+    async def _predict(predictor: Predictor, rows: Any, columnar: bool) -> Prediction:
+        encoder = predictor.encoder
+        if columnar:
+            X = encoder.encode_table(encoder.table_from_columns(rows))
+        else:
+            X = encoder.encode_records(rows)
+        _check_values(predictor, rows, columnar, X, unseen)
+        if len(X) > THREADPOOL_ROWS:  # a big batch is a batch already: predict it off the loop
+            return await run_in_threadpool(predictor.predict_matrix, X)
+        batcher = models.batcher(predictor)
+        metrics.set_queue_depth(predictor.version.name, batcher.depth)
+        try:
+            return await asyncio.wait_for(batcher.predict(X), timeout=REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            raise PredictionTimeout(f"prediction took longer than {REQUEST_TIMEOUT_S:g}s") from None
 
     async def on_mlscale_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MlscaleError)

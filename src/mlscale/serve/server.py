@@ -50,6 +50,7 @@ def serve(
     access_log: bool = False,
     log_predictions: bool = True,
     unseen: str = "unknown",
+    cache_size: int = 0,
 ) -> None:
     """Load the served models, then serve until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
@@ -69,7 +70,10 @@ def serve(
     )
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(models, log_predictions=log_predictions, unseen=unseen), **options)
+        app = create_app(
+            models, log_predictions=log_predictions, unseen=unseen, cache_size=cache_size
+        )
+        uvicorn.run(app, **options)
         return
     os.environ[ENV_ROOT] = str(ws.root)
     os.environ[ENV_REFS] = json.dumps(refs or [])
