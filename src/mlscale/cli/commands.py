@@ -239,6 +239,8 @@ def serve(
     no_prediction_log: bool,
     unseen: str,
     cache_size: int,
+    canaries: tuple[str, ...],
+    shadows: tuple[str, ...],
 ) -> None:
     """Serve every model with an alias, plus REFS (NAME@VERSION), over HTTP."""
     from mlscale.serve.server import serve as run_server
@@ -248,6 +250,7 @@ def serve(
     run_server(
         ws, list(refs), host=host, port=port, workers=workers, access_log=access_log,
         log_predictions=not no_prediction_log, unseen=unseen, cache_size=cache_size,
+        canaries=list(canaries), shadows=list(shadows),
     )  # fmt: skip
 
 

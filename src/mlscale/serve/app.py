@@ -27,11 +27,13 @@ from starlette.routing import Route
 
 from mlscale.errors import MlscaleError, SchemaError, UserError
 from mlscale.models.predictor import Prediction, Predictor
+from mlscale.refs import Ref
 from mlscale.serve.batching import Overloaded
 from mlscale.serve.metrics import ServerMetrics
 from mlscale.serve.models import ServedModels
 from mlscale.serve.observe import Observe
 from mlscale.serve.predlog import PredictionLog
+from mlscale.serve.routing import Rule, ShadowQueue
 from mlscale.serve.v2 import v2_routes
 
 log = logging.getLogger("mlscale.serve")
@@ -87,6 +89,7 @@ def create_app(
     metrics_dir: str | None = None,
     unseen: str = "unknown",
     cache_size: int = 0,
+    rules: dict[str, Rule] | None = None,
 ) -> Starlette:
     """The ASGI app serving ``models``: metrics at ``/metrics``, every prediction logged to
     ``.mlscale/predictions`` in the workspace (append-only Arrow segments) unless disabled.
@@ -94,6 +97,7 @@ def create_app(
     ``unseen``: a category the model never saw is ``"unknown"`` (treated like a missing value, as
     the model learned to) or ``"reject"`` (a 422 naming it). ``cache_size`` > 0 keeps the answers
     to that many recent distinct request bodies (an LRU cache; a new version never sees old ones).
+    ``rules`` route canary and shadow traffic (:mod:`mlscale.serve.routing`).
     """
     if unseen not in UNSEEN_POLICIES:
         raise UserError(
@@ -102,6 +106,8 @@ def create_app(
     # With several workers, each shares its numbers in metrics_dir so any scrape sees them all.
     metrics = metrics or ServerMetrics(Path(metrics_dir) if metrics_dir else None)
     cache = AnswerCache(cache_size)
+    rules = rules or {}
+    shadows = ShadowQueue()
     if prediction_log is None and log_predictions:
         prediction_log = PredictionLog(models.ws.root / ".mlscale" / "predictions")
 
@@ -131,7 +137,9 @@ def create_app(
         request_id = request.headers.get("x-request-id") or os.urandom(16).hex()
         state = request.state
         state.request_id = request_id
-        predictor = models.get(request.path_params["ref"])
+        asked = request.path_params["ref"]
+        rule = rules.get(str(Ref.parse(asked))) if rules else None
+        predictor = models.get(rule.pick(request.headers.get("x-routing-key")) if rule else asked)
         version = predictor.version
         state.model, state.version = version.name, version.version
         declared = request.headers.get("content-length")
@@ -153,6 +161,8 @@ def create_app(
             result = await _predict(predictor, rows, columnar)
             cache.put(key, result)
         state.rows = len(result.predictions)
+        if rule is not None and rule.shadow is not None:
+            shadows.offer((rule.shadow, rows, columnar, request_id), shadow_predict)
         if prediction_log is not None:
             features = rows if columnar else {n: [r[n] for r in rows] for n in encoder.names}
             prediction_log.append(
@@ -166,6 +176,24 @@ def create_app(
         return JSONResponse(
             _output(predictor, result, request_id), headers={"x-request-id": request_id}
         )
+
+    async def shadow_predict(ref: str, rows: Any, columnar: bool, request_id: str) -> None:
+        started = time.perf_counter()
+        predictor = models.get(ref)
+        result = await _predict(predictor, rows, columnar)
+        if prediction_log is not None:  # logged with the request id of the answer it shadows
+            version = predictor.version
+            features = (
+                rows if columnar else {n: [r[n] for r in rows] for n in predictor.encoder.names}
+            )
+            prediction_log.append(
+                version.name,
+                version.version,
+                request_id,
+                features,
+                _log_outputs(result),
+                (time.perf_counter() - started) * 1e3,
+            )
 
     async def _predict(predictor: Predictor, rows: Any, columnar: bool) -> Prediction:
         encoder = predictor.encoder

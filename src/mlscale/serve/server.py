@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from mlscale.errors import UserError
 from mlscale.serve.app import create_app
 from mlscale.serve.models import ServedModels
+from mlscale.serve.routing import parse_rules
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
@@ -30,6 +31,7 @@ def app_from_env() -> Starlette:
 
     options = json.loads(os.environ.get(ENV_OPTIONS, "{}"))
     _configure_logging(options.pop("access_log", False))
+    options["rules"] = parse_rules(options.pop("canaries", []), options.pop("shadows", []))
     ws = Workspace.open(os.environ[ENV_ROOT])
     return create_app(ServedModels(ws, json.loads(os.environ.get(ENV_REFS, "[]"))), **options)
 
@@ -51,10 +53,15 @@ def serve(
     log_predictions: bool = True,
     unseen: str = "unknown",
     cache_size: int = 0,
+    canaries: list[str] | None = None,
+    shadows: list[str] | None = None,
 ) -> None:
     """Load the served models, then serve until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
 
+    rules = parse_rules(canaries or [], shadows or [])
+    targets = [r for rule in rules.values() for r in (rule.source, rule.canary, rule.shadow) if r]
+    refs = [*(refs or []), *targets]
     models = ServedModels(ws, refs)  # bad references fail here, before any worker starts
     if not models.names:
         raise UserError(
@@ -71,7 +78,11 @@ def serve(
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers == 1:
         app = create_app(
-            models, log_predictions=log_predictions, unseen=unseen, cache_size=cache_size
+            models,
+            log_predictions=log_predictions,
+            unseen=unseen,
+            cache_size=cache_size,
+            rules=rules,
         )
         uvicorn.run(app, **options)
         return
