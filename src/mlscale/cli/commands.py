@@ -228,6 +228,18 @@ def models_promote(ctx: click.Context, name: str, version: int, alias: str) -> N
     show_default=True,
     help="Answers to keep for repeated requests.",
 )
+@click.option(
+    "--canary",
+    "canaries",
+    multiple=True,
+    help="Send a share of traffic to a challenger: loans@production=loans@staging:10",
+)
+@click.option(
+    "--shadow",
+    "shadows",
+    multiple=True,
+    help="Mirror traffic to a version: loans@production=loans@7",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,

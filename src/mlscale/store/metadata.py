@@ -1,16 +1,62 @@
-"""The metadata store contract: datasets, runs, model versions and aliases.
+"""The metadata store contract: datasets, runs, model versions, aliases and API tokens.
 
 The rules live here once; :mod:`mlscale.store.sql` implements them on SQLAlchemy for SQLite and
-PostgreSQL. Every backend must pass ``tests/store/test_metadata_contract.py``.
+PostgreSQL. Every backend must pass ``tests/store/test_metadata_contract.py`` and
+``tests/store/test_tokens_contract.py``.
+
+API tokens are ``mls_`` followed by 32 random bytes (urlsafe base64); a store keeps only their
+SHA-256 (:func:`token_hash`). A slow password hash (bcrypt, scrypt, argon2) exists to make guessing
+*low-entropy* passwords expensive; a 256-bit random secret cannot be guessed, so it gains nothing
+there, while the server verifies a token on every request and must stay fast. Nor is a pepper
+needed: a stolen hash cannot be reversed to a 256-bit secret either way.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from abc import ABC, abstractmethod
 from typing import Any
 
+from mlscale.errors import UserError
 from mlscale.refs import Ref
-from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run
+from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run, TokenRecord
+
+#: What each role may do on the model server: ``predict`` calls predict/infer and reads model
+#: metadata and health; ``admin`` may do everything, ``/metrics`` included.
+TOKEN_ROLES = ("predict", "admin")
+TOKEN_PREFIX = "mls_"
+_TOKEN_BYTES = 32
+
+
+def new_token_secret() -> str:
+    """A new random API token secret.
+
+    >>> secret = new_token_secret()
+    >>> secret.startswith("mls_"), len(secret)
+    (True, 47)
+    """
+    return TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
+
+
+def token_hash(secret: str) -> str:
+    """The SHA-256 (hex) of a token secret: all a store keeps of it.
+
+    >>> token_hash("mls_example")[:16]
+    'fbfbcfe737da87c8'
+    """
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_role(role: str) -> str:
+    """Return ``role`` if it is one of :data:`TOKEN_ROLES`, else raise a UserError listing them.
+
+    >>> check_role("admin")
+    'admin'
+    """
+    if role not in TOKEN_ROLES:
+        raise UserError(f"unknown token role {role!r}: expected one of {', '.join(TOKEN_ROLES)}")
+    return role
 
 
 class BaseMetadataStore(ABC):
@@ -105,3 +151,27 @@ class BaseMetadataStore(ABC):
 
     @abstractmethod
     def alias_history(self, name: str) -> list[AliasEvent]: ...
+
+    # -- API tokens -------------------------------------------------------------------------
+    @abstractmethod
+    def create_token(self, name: str, role: str) -> tuple[TokenRecord, str]:
+        """Create a token; returns ``(record, secret)``. The secret cannot be read back later.
+
+        ``role`` must be in :data:`TOKEN_ROLES`; ``name`` must not belong to an active token
+        (a revoked token's name may be reused). Only :func:`token_hash` of the secret is stored.
+        """
+
+    @abstractmethod
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included, oldest first."""
+
+    @abstractmethod
+    def revoke_token(self, name_or_id: str) -> TokenRecord:
+        """Revoke the active token with this name, or the token with this id.
+
+        NotFoundError names the active tokens; revoking a revoked token is a UserError.
+        """
+
+    @abstractmethod
+    def verify_token(self, secret: str) -> TokenRecord | None:
+        """The active token whose secret this is; None for an unknown or revoked one."""

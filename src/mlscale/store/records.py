@@ -75,3 +75,19 @@ class AliasEvent:
     from_version: int | None
     to_version: int
     at: datetime
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One API token for the model server; the secret itself is never stored, only its hash."""
+
+    id: str
+    name: str
+    role: str  # "predict" | "admin"
+    created_at: datetime
+    revoked_at: datetime | None
+    last4: str  # the secret's last 4 characters, so a person can tell tokens apart
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

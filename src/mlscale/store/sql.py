@@ -14,9 +14,10 @@ running
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -31,8 +32,14 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from mlscale._lazy import require
 from mlscale.errors import ConfigError, NotFoundError, UserError
 from mlscale.refs import Ref, check_name
-from mlscale.store.metadata import BaseMetadataStore
-from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run
+from mlscale.store.metadata import (
+    TOKEN_PREFIX,
+    BaseMetadataStore,
+    check_role,
+    new_token_secret,
+    token_hash,
+)
+from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run, TokenRecord
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,6 +54,8 @@ _MIGRATION_LOCK = 0x6D6C7363616C65
 # database. Taken before any database lock, so it cannot be part of a lock cycle.
 _MIGRATING = threading.Lock()
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Far above a real secret (47 characters): anything longer is rejected before it is hashed.
+_MAX_SECRET_CHARS = 256
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -139,6 +148,29 @@ alias_events = sa.Table(
     sa.Column("to_version", sa.Integer, nullable=False),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Index("ix_alias_events_name", "name"),
+)
+
+_ACTIVE = sa.text("revoked_at IS NULL")
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("last4", sa.String(4), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.UniqueConstraint("secret_sha256", name="uq_api_tokens_secret_sha256"),
+    # One active token per name, enforced by the database so concurrent creators cannot both win;
+    # revoked tokens keep their names for the record.
+    sa.Index(
+        "ux_api_tokens_active_name",
+        "name",
+        unique=True,
+        sqlite_where=_ACTIVE,
+        postgresql_where=_ACTIVE,
+    ),
 )
 
 
@@ -401,6 +433,91 @@ class SqlMetadataStore(BaseMetadataStore):
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(e).where(e.c.name == name).order_by(e.c.id))
             return [AliasEvent(r.name, r.alias, r.from_version, r.to_version, r.at) for r in rows]
+
+    # -- API tokens -------------------------------------------------------------------------
+    def create_token(self, name: str, role: str) -> tuple[TokenRecord, str]:
+        """Create a token; returns ``(record, secret)``. Only the secret's SHA-256 is stored."""
+        check_name(name, "token name")
+        check_role(role)
+        t = api_tokens
+        secret = new_token_secret()
+
+        def add(conn: Connection) -> TokenRecord:
+            active = sa.select(t.c.created_at).where(t.c.name == name, t.c.revoked_at.is_(None))
+            created_at = conn.scalar(active)
+            if created_at is not None:
+                raise UserError(
+                    f"an active token named {name!r} already exists "
+                    f"(created {created_at:%Y-%m-%d %H:%M} UTC): revoke it first or choose "
+                    "another name"
+                )
+            row = {
+                "id": uuid4().hex,
+                "name": name,
+                "role": role,
+                "secret_sha256": token_hash(secret),
+                "last4": secret[-4:],
+                "created_at": _now(),
+                "revoked_at": None,
+            }
+            conn.execute(t.insert().values(row))
+            return _record(TokenRecord, row)
+
+        return self._write(add), secret
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included, oldest first."""
+        t = api_tokens
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(t).order_by(t.c.created_at, t.c.id))
+            return [_record(TokenRecord, r) for r in rows]
+
+    def revoke_token(self, name_or_id: str) -> TokenRecord:
+        """Revoke the active token with this name, or the token with this id."""
+        t = api_tokens
+        with self._writer.begin() as conn:
+            active = t.c.revoked_at.is_(None)
+            row = conn.execute(sa.select(t).where(t.c.name == name_or_id, active)).one_or_none()
+            if row is None:
+                row = conn.execute(sa.select(t).where(t.c.id == name_or_id)).one_or_none()
+            if row is None:
+                revoked = sa.select(t).where(t.c.name == name_or_id).order_by(t.c.revoked_at.desc())
+                row = conn.execute(revoked.limit(1)).one_or_none()
+            if row is None:
+                names = conn.scalars(sa.select(t.c.name).where(active).order_by(t.c.name))
+                raise NotFoundError(
+                    f"no token named {name_or_id!r} ({_listing('active tokens', names)})"
+                )
+            revoked_at = _now()
+            # "still active" in the WHERE clause: of two concurrent revokers, one wins.
+            done = conn.execute(
+                t.update().where(t.c.id == row.id, active).values(revoked_at=revoked_at)
+            )
+            if done.rowcount != 1:
+                when = row.revoked_at or conn.scalar(
+                    sa.select(t.c.revoked_at).where(t.c.id == row.id)
+                )
+                raise UserError(
+                    f"token {row.name!r} (id {row.id}) is already revoked "
+                    f"(since {when:%Y-%m-%d %H:%M:%S} UTC)"
+                )
+            return replace(_record(TokenRecord, row), revoked_at=revoked_at)
+
+    def verify_token(self, secret: str) -> TokenRecord | None:
+        """The active token whose secret this is; None for an unknown or revoked one."""
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > _MAX_SECRET_CHARS:
+            return None
+        digest = token_hash(secret)
+        t = api_tokens
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.secret_sha256 == digest)).one_or_none()
+        if row is None or row.revoked_at is not None:
+            return None
+        # The index matched on the hash already; this constant-time re-check keeps the decision
+        # independent of how a database collation compares strings.
+        if not hmac.compare_digest(row.secret_sha256, digest):
+            return None
+        return _record(TokenRecord, row)
 
     # -- helpers ----------------------------------------------------------------------------
     def _write(self, fn: Callable[[Connection], T]) -> T:
