@@ -1,6 +1,7 @@
 """The real server in its own process, over HTTP on loopback."""
 
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -148,3 +149,53 @@ def test_no_request_fails_while_an_alias_moves_under_load(project: Path) -> None
         ws.promote("loans", 1, alias="production")  # leave the shared workspace as it was
     assert len(statuses) > 100 and set(statuses) == {200}
     assert versions[0] == 1 and versions[-1] == candidate.model.version
+
+
+def test_tokens_are_required_off_loopback_and_tls_works(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.e2e.conftest import run_cli
+
+    refused = run_cli(project, "serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    # No token exists yet in this workspace: a server reachable from elsewhere refuses to start.
+    assert refused.returncode == 2 and "requires API tokens" in refused.stderr
+    assert "mlscale tokens create" in refused.stderr
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    predict_token = run_cli(
+        project, "tokens", "create", "tls-client", "--role", "predict"
+    ).stdout.strip()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlscale", "serve", "--port", str(port), "--workers", "1",
+         "--require-token", "--certfile", str(cert), "--keyfile", str(key)],
+        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert)), timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    assert client.get(f"{url}/healthz").status_code == 200  # public
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            predict = f"{url}/v1/models/loans@production/predict"
+            assert client.post(predict, json={"rows": rows(1)}).status_code == 401
+            auth = {"Authorization": f"Bearer {predict_token}"}
+            assert client.post(predict, json={"rows": rows(1)}, headers=auth).status_code == 200
+            assert client.get(f"{url}/metrics", headers=auth).status_code == 403
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        run_cli(project, "tokens", "revoke", "tls-client")

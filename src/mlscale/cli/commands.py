@@ -240,6 +240,9 @@ def models_promote(ctx: click.Context, name: str, version: int, alias: str) -> N
     multiple=True,
     help="Mirror traffic to a version: loans@production=loans@7",
 )
+@click.option("--require-token", is_flag=True, help="Require API tokens (always on off loopback).")
+@click.option("--certfile", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--keyfile", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -253,16 +256,23 @@ def serve(
     cache_size: int,
     canaries: tuple[str, ...],
     shadows: tuple[str, ...],
+    require_token: bool,
+    certfile: str | None,
+    keyfile: str | None,
 ) -> None:
     """Serve every model with an alias, plus REFS (NAME@VERSION), over HTTP."""
     from mlscale.serve.server import serve as run_server
 
     ws = _ws(ctx)
-    console.print(f"serving on http://{host}:{port}  (POST /v1/models/NAME@ALIAS/predict)")
+    scheme = "https" if certfile else "http"
+    console.print(f"serving on {scheme}://{host}:{port}  (POST /v1/models/NAME@ALIAS/predict)")
     run_server(
         ws, list(refs), host=host, port=port, workers=workers, access_log=access_log,
         log_predictions=not no_prediction_log, unseen=unseen, cache_size=cache_size,
         canaries=list(canaries), shadows=list(shadows),
+        require_token=require_token,
+        certfile=certfile,
+        keyfile=keyfile,
     )  # fmt: skip
 
 

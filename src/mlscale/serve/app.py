@@ -28,6 +28,7 @@ from starlette.routing import Route
 from mlscale.errors import MlscaleError, SchemaError, UserError
 from mlscale.models.predictor import Prediction, Predictor
 from mlscale.refs import Ref
+from mlscale.serve.auth import TokenAuth
 from mlscale.serve.batching import Overloaded
 from mlscale.serve.metrics import ServerMetrics
 from mlscale.serve.models import ServedModels
@@ -90,6 +91,7 @@ def create_app(
     unseen: str = "unknown",
     cache_size: int = 0,
     rules: dict[str, Rule] | None = None,
+    require_token: bool = False,
 ) -> Starlette:
     """The ASGI app serving ``models``: metrics at ``/metrics``, every prediction logged to
     ``.mlscale/predictions`` in the workspace (append-only Arrow segments) unless disabled.
@@ -98,6 +100,8 @@ def create_app(
     the model learned to) or ``"reject"`` (a 422 naming it). ``cache_size`` > 0 keeps the answers
     to that many recent distinct request bodies (an LRU cache; a new version never sees old ones).
     ``rules`` route canary and shadow traffic (:mod:`mlscale.serve.routing`).
+    ``require_token``: every request but health checks needs an API token (``mlscale tokens``);
+    a token that is sent is always checked, required or not.
     """
     if unseen not in UNSEEN_POLICIES:
         raise UserError(
@@ -244,7 +248,8 @@ def create_app(
         },
         lifespan=lifespan,
     )
-    app.add_middleware(Observe, metrics=metrics)
+    app.add_middleware(TokenAuth, verify=models.ws.metadata.verify_token, required=require_token)
+    app.add_middleware(Observe, metrics=metrics)  # outermost: refused requests are counted too
     return app
 
 

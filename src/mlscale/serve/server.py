@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 
@@ -23,6 +24,16 @@ ENV_ROOT = "MLSCALE_SERVE_ROOT"
 ENV_REFS = "MLSCALE_SERVE_REFS"
 ENV_OPTIONS = "MLSCALE_SERVE_OPTIONS"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
 
 
 def app_from_env() -> Starlette:
@@ -55,9 +66,28 @@ def serve(
     cache_size: int = 0,
     canaries: list[str] | None = None,
     shadows: list[str] | None = None,
+    require_token: bool = False,
+    certfile: str | None = None,
+    keyfile: str | None = None,
 ) -> None:
-    """Load the served models, then serve until interrupted (Ctrl-C or SIGTERM)."""
+    """Load the served models, then serve until interrupted (Ctrl-C or SIGTERM).
+
+    Tokens are required on any address but loopback (or with ``require_token``); TLS when a
+    certificate and key are given.
+    """
     import uvicorn
+
+    require_token = require_token or not is_loopback(host)
+    if require_token and not any(t.active for t in ws.metadata.list_tokens()):
+        raise UserError(
+            f"serving on {host} requires API tokens and this workspace has none; "
+            "create one with: mlscale tokens create NAME --role predict"
+        )
+    if (certfile is None) != (keyfile is None):
+        raise UserError("TLS needs both --certfile and --keyfile")
+    for path in (certfile, keyfile):
+        if path is not None and not os.path.isfile(path):
+            raise UserError(f"no such file: {path}")
 
     rules = parse_rules(canaries or [], shadows or [])
     targets = [r for rule in rules.values() for r in (rule.source, rule.canary, rule.shadow) if r]
@@ -75,7 +105,10 @@ def serve(
     logging.getLogger("mlscale.serve").info(
         "serving %s with %d worker(s)", ", ".join(models.loaded()), workers
     )
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    options: dict[str, Any] = {
+        "host": host, "port": port, "log_level": "warning", "access_log": False,
+        "ssl_certfile": certfile, "ssl_keyfile": keyfile,
+    }  # fmt: skip
     if workers == 1:
         app = create_app(
             models,
@@ -83,6 +116,7 @@ def serve(
             unseen=unseen,
             cache_size=cache_size,
             rules=rules,
+            require_token=require_token,
         )
         uvicorn.run(app, **options)
         return
