@@ -158,7 +158,6 @@ def create_app(
         except orjson.JSONDecodeError as exc:
             raise UserError(f"request body is not valid JSON: {exc}") from None
         rows, columnar = _inputs(payload)
-        encoder = predictor.encoder
         key = (version.name, version.version, body)
         result = cache.get(key)
         if result is None:
@@ -167,16 +166,7 @@ def create_app(
         state.rows = len(result.predictions)
         if rule is not None and rule.shadow is not None:
             shadows.offer((rule.shadow, rows, columnar, request_id), shadow_predict)
-        if prediction_log is not None:
-            features = rows if columnar else {n: [r[n] for r in rows] for n in encoder.names}
-            prediction_log.append(
-                version.name,
-                version.version,
-                request_id,
-                features,
-                _log_outputs(result),
-                (time.perf_counter() - started) * 1e3,
-            )
+        record(predictor, request_id, rows, columnar, result, started)
         return JSONResponse(
             _output(predictor, result, request_id), headers={"x-request-id": request_id}
         )
@@ -185,19 +175,30 @@ def create_app(
         started = time.perf_counter()
         predictor = models.get(ref)
         result = await _predict(predictor, rows, columnar)
-        if prediction_log is not None:  # logged with the request id of the answer it shadows
-            version = predictor.version
-            features = (
-                rows if columnar else {n: [r[n] for r in rows] for n in predictor.encoder.names}
-            )
-            prediction_log.append(
-                version.name,
-                version.version,
-                request_id,
-                features,
-                _log_outputs(result),
-                (time.perf_counter() - started) * 1e3,
-            )
+        # Logged with the request id of the answer it shadows, so the two pair up.
+        record(predictor, request_id, rows, columnar, result, started)
+
+    def record(
+        predictor: Predictor,
+        request_id: str,
+        rows: Any,
+        columnar: bool,
+        result: Prediction,
+        started: float,
+    ) -> None:
+        """Append one answered request to the prediction log (a no-op when it is off)."""
+        if prediction_log is None:
+            return
+        names = predictor.encoder.names
+        version = predictor.version
+        prediction_log.append(
+            version.name,
+            version.version,
+            request_id,
+            rows if columnar else {n: [r[n] for r in rows] for n in names},
+            _log_outputs(result),
+            (time.perf_counter() - started) * 1e3,
+        )
 
     async def _predict(predictor: Predictor, rows: Any, columnar: bool) -> Prediction:
         encoder = predictor.encoder
