@@ -33,6 +33,7 @@ from mlscale.serve.batching import Overloaded
 from mlscale.serve.metrics import ServerMetrics
 from mlscale.serve.models import ServedModels
 from mlscale.serve.observe import Observe
+from mlscale.serve.openapi import openapi_document
 from mlscale.serve.predlog import PredictionLog
 from mlscale.serve.routing import Rule, ShadowQueue
 from mlscale.serve.v2 import v2_routes
@@ -122,6 +123,14 @@ def create_app(
         metrics.close()
         if prediction_log is not None:
             prediction_log.close()  # flush what is buffered before the process ends
+
+    async def openapi(request: Request) -> JSONResponse:
+        refs = {}
+        for name in models.names:
+            for version in models.ws.metadata.list_model_versions(name):
+                for alias in version.aliases:
+                    refs[f"{name}@{alias}"] = models.get(f"{name}@{alias}")
+        return JSONResponse(openapi_document(refs, _package_version()))
 
     async def metrics_page(request: Request) -> Response:
         body, content_type = metrics.render(request.headers.get("accept"))
@@ -238,6 +247,7 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics_page, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{ref}/predict", predict, methods=["POST"]),
             *v2_routes(models),
@@ -272,6 +282,12 @@ def _inputs(payload: Any) -> tuple[Any, bool]:
     if not rows:
         raise SchemaError("no rows to predict")
     return rows, columnar
+
+
+def _package_version() -> str:
+    from importlib.metadata import version
+
+    return version("mlscale")
 
 
 def _check_values(

@@ -32,7 +32,7 @@ logger = logging.getLogger("mlscale.serve.auth")
 #: Health probes answer without a token, so load balancers and orchestrators need none.
 PUBLIC_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
 CACHE_SECONDS = 10.0
-_PREDICT_ROOTS = ("/v1", "/v2", "/healthz")
+_PREDICT_ROOTS = ("/v1", "/v2", "/healthz", "/openapi.json")
 # Enough for every token of a deployment; past it, expired entries go, then all of them.
 _CACHE_MAX = 4096
 _MISSING = (
