@@ -113,12 +113,29 @@ def create_app(
     cache = AnswerCache(cache_size)
     rules = rules or {}
     shadows = ShadowQueue()
-    if prediction_log is None and log_predictions:
-        prediction_log = PredictionLog(models.ws.root / ".mlscale" / "predictions")
+    flush_on_loop = prediction_log is None and log_predictions
+    if flush_on_loop:
+        folder = models.ws.root / ".mlscale" / "predictions"
+        prediction_log = PredictionLog(folder, background=False)
+
+    async def flush_every_second(log_: PredictionLog) -> None:
+        # On the event loop, not a thread: a writer thread holding the GIL for its Arrow work
+        # stalls every request that wants it back (a convoy); here it is one short pause a second.
+        while True:
+            await asyncio.sleep(log_.flush_interval_s)
+            try:
+                log_.flush()
+            except Exception:
+                log.exception("prediction log: flush failed; will retry")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        flusher = None
+        if flush_on_loop and prediction_log is not None:
+            flusher = asyncio.get_running_loop().create_task(flush_every_second(prediction_log))
         yield
+        if flusher is not None:
+            flusher.cancel()
         models.close()
         metrics.close()
         if prediction_log is not None:

@@ -83,6 +83,7 @@ class PredictionLog:
         segment_max_rows: int = 100_000,
         segment_max_age_s: float = 3600,
         max_buffer_rows: int = 1_000_000,
+        background: bool = True,
     ) -> None:
         if flush_interval_s <= 0 or segment_max_age_s <= 0:
             raise ConfigError(
@@ -110,8 +111,12 @@ class PredictionLog:
         self._io_lock = threading.Lock()  # guards segments; taken before _lock, never after
         self._segments: dict[str, list[_Segment]] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mlscale-predlog", daemon=True)
-        self._thread.start()
+        # background=False: the owner calls flush() itself (an asyncio server does it on its
+        # event loop, which avoids a second thread fighting the request path for the GIL).
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="mlscale-predlog", daemon=True)
+            self._thread.start()
 
     def __enter__(self) -> Self:
         return self
@@ -176,7 +181,8 @@ class PredictionLog:
                 return
             self._closed = True
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         self.flush()
         with self._io_lock:
             for segments in self._segments.values():
