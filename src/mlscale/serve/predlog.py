@@ -167,11 +167,50 @@ class PredictionLog:
 
     def flush(self) -> None:
         """Write what is buffered now (fsynced), and seal segments older than the age limit."""
-        with self._io_lock:
-            with self._lock:
+        self.write_batches(self.take_batches())
+
+    def take_batches(self, max_entries: int | None = None) -> list[tuple[str, pa.RecordBatch, int]]:
+        """Buffered rows as Arrow batches, taken out of the buffer (the CPU half of a flush);
+        at most ``max_entries`` appends' worth, oldest first, so a caller can do it in slices.
+
+        With :meth:`write_batches` (the I/O half, which releases the GIL) an asyncio owner can
+        build on its event loop and write in a thread.
+        """
+        with self._lock:
+            if max_entries is None or max_entries >= len(self._buffer):
                 entries, self._buffer, self._buffered_rows = self._buffer, [], 0
-            if entries:
-                self._write(entries)
+            else:
+                entries, self._buffer = self._buffer[:max_entries], self._buffer[max_entries:]
+                self._buffered_rows -= sum(e.rows for e in entries)
+        groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[_Entry]] = {}
+        for entry in entries:
+            key = (entry.model, tuple(entry.features), tuple(entry.outputs))
+            groups.setdefault(key, []).append(entry)
+        batches = []
+        for (model, features, outputs), group in groups.items():
+            rows = sum(e.rows for e in group)
+            try:
+                batches.append((model, _to_batch(group, features, outputs), rows))
+            except Exception:
+                log.exception("prediction log: lost %d rows of model %r", rows, model)
+                with self._lock:
+                    self.rows_dropped += rows
+        return batches
+
+    def has_pending(self) -> bool:
+        return bool(self._buffer)
+
+    def write_batches(self, batches: list[tuple[str, pa.RecordBatch, int]]) -> None:
+        """Append batches from :meth:`take_batches` to their segments, fsynced; seal old ones."""
+        with self._io_lock:
+            for model, batch, rows in batches:
+                try:
+                    self._write_batch(model, batch)
+                    self.rows_written += rows
+                except Exception:
+                    log.exception("prediction log: lost %d rows of model %r", rows, model)
+                    with self._lock:
+                        self.rows_dropped += rows
             self._seal_aged()
 
     def close(self) -> None:
@@ -204,21 +243,6 @@ class PredictionLog:
             self._warned_drop = True
             reason = "it is closed" if self._closed else f"{self.max_buffer_rows} rows are waiting"
             log.warning("prediction log %s: dropping rows because %s", self.folder, reason)
-
-    def _write(self, entries: list[_Entry]) -> None:
-        groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[_Entry]] = {}
-        for entry in entries:
-            key = (entry.model, tuple(entry.features), tuple(entry.outputs))
-            groups.setdefault(key, []).append(entry)
-        for (model, features, outputs), group in groups.items():
-            rows = sum(e.rows for e in group)
-            try:
-                self._write_batch(model, _to_batch(group, features, outputs))
-                self.rows_written += rows
-            except Exception:
-                log.exception("prediction log: lost %d rows of model %r", rows, model)
-                with self._lock:
-                    self.rows_dropped += rows
 
     def _write_batch(self, model: str, batch: pa.RecordBatch) -> None:
         segments = self._segments.setdefault(model, [])
