@@ -7,7 +7,6 @@ a 4xx with ``{"error": ...}``; the server keeps serving.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import time
@@ -135,9 +134,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Everything loaded so far (libraries, models) lives as long as the server: keep it out
-        # of the cyclic collector, whose full passes over it were stalls of ~100 ms under load.
-        gc.freeze()
         flusher = None
         if flush_on_loop and prediction_log is not None:
             flusher = asyncio.get_running_loop().create_task(flush_every_second(prediction_log))

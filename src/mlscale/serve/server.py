@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import logging
@@ -44,7 +45,16 @@ def app_from_env() -> Starlette:
     _configure_logging(options.pop("access_log", False))
     options["rules"] = parse_rules(options.pop("canaries", []), options.pop("shadows", []))
     ws = Workspace.open(os.environ[ENV_ROOT])
-    return create_app(ServedModels(ws, json.loads(os.environ.get(ENV_REFS, "[]"))), **options)
+    app = create_app(ServedModels(ws, json.loads(os.environ.get(ENV_REFS, "[]"))), **options)
+    _freeze_heap()
+    return app
+
+
+def _freeze_heap() -> None:
+    # Everything loaded by now (libraries, models) lives as long as the server: keep it out of
+    # the cyclic collector, whose full passes over it were stalls of ~100 ms under load.
+    gc.collect()
+    gc.freeze()
 
 
 def _configure_logging(access_log: bool) -> None:
@@ -118,6 +128,7 @@ def serve(
             rules=rules,
             require_token=require_token,
         )
+        _freeze_heap()
         uvicorn.run(app, **options)
         return
     os.environ[ENV_ROOT] = str(ws.root)
