@@ -16,7 +16,8 @@ from alembic.migration import MigrationContext
 
 from mlscale.errors import ConfigError, NotFoundError, UserError
 from mlscale.refs import Ref
-from mlscale.store.sql import SqlMetadataStore, metadata
+from mlscale.store.sql import SqlMetadataStore
+from mlscale.store.tables import metadata
 
 SHA = "0" * 64
 

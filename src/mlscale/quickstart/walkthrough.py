@@ -44,11 +44,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def background_server(root: Path, port: int, timeout_s: float = 60.0) -> Iterator[str]:
+def background_server(
+    root: Path, port: int, timeout_s: float = 60.0, *, extra_args: tuple[str, ...] = ()
+) -> Iterator[str]:
     """Run ``mlscale serve`` in a child process until the block exits (however it exits)."""
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlscale", "--workspace", str(root), "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "mlscale",
+            "--workspace",
+            str(root),
+            "serve",
+            "--port",
+            str(port),
+            *extra_args,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from mlscale.store.sql import metadata
+from mlscale.store.tables import metadata
 
 
 def run_migrations() -> None:
