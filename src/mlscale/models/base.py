@@ -1,38 +1,77 @@
-"""The model adapter contract: one small module per library behind one interface."""
+"""The model adapter contract: one small module per library behind one interface.
+
+An adapter follows scikit-learn's manners: the constructor only stores its arguments, ``fit``
+does the work and returns ``self``, learned state ends in ``_``. Hyperparameters are declared as
+data (:mod:`mlscale.models.params`), so they are validated before any work starts and tuning
+gets a default search space from the same place.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mlscale.errors import UserError
+from mlscale.models.params import Param, check_params, defaults
 
-# Adapter name -> "module:Class", imported only when used.
+# Model name -> "module:Class", imported only when used. ``logistic`` and ``linear`` name one
+# adapter: a classifier for classes, a regressor for values.
 ADAPTERS: dict[str, str] = {
     "lightgbm": "mlscale.models.lightgbm:LightGBMModel",
     "logistic": "mlscale.models.linear:LinearModel",
     "linear": "mlscale.models.linear:LinearModel",
 }
 
+#: Called after each training iteration with the iteration number (from 1) and the metrics of
+#: that iteration (``valid_loss`` on the validation rows, when there are some). Returning True
+#: stops training early: tuning uses it to prune a trial.
+IterationCallback = Callable[[int, dict[str, float]], bool]
+
 
 class BaseModel(ABC):
     """Fit on a float64 matrix (categoricals as integer codes, missing as NaN), predict, save.
 
     ``predict`` returns class probabilities of shape (n, n_classes) for classifiers and values of
-    shape (n,) for regressors. ``save`` returns bytes in the library's own format.
+    shape (n,) for regressors. ``save`` returns bytes in the library's own format; ``load`` reads
+    them back (the artifact store has verified their hash before).
+
+    After ``fit``, ``curves_`` holds per-iteration metric curves (``{"valid_loss": [...]}``) for
+    iterative models, and is empty for the others.
     """
 
     flavor: ClassVar[str]
+    params_spec: ClassVar[dict[str, Param]] = {}
+    #: Whether ``fit(init_from=...)`` continues training from an earlier model.
+    warm_start: ClassVar[bool] = False
+    #: The hyperparameter that counts training iterations, if any (tuning prunes along it).
+    iterations_param: ClassVar[str | None] = None
 
     def __init__(self, *, task: str, categorical: list[int], params: dict[str, Any] | None = None):
         self.task = task
         self.categorical = categorical
         self.params = dict(params or {})
+        self.curves_: dict[str, list[float]] = {}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
+        """``params`` validated against ``params_spec`` (UserError naming the allowed range)."""
+        return check_params(name or cls.flavor, cls.params_spec, params)
 
     @abstractmethod
-    def fit(self, X: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int) -> BaseModel: ...
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        num_classes: int,
+        seed: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None,
+        on_iteration: IterationCallback | None = None,
+        init_from: BaseModel | None = None,
+    ) -> BaseModel: ...
 
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray: ...
@@ -46,7 +85,18 @@ class BaseModel(ABC):
 
     def effective_params(self) -> dict[str, Any]:
         """The hyperparameters actually used, defaults included (recorded on the run)."""
-        return dict(self.params)
+        return defaults(self.params_spec) | self.params
+
+    def _check_init_from(self, init_from: BaseModel | None) -> None:
+        if init_from is None:
+            return
+        if not self.warm_start:
+            raise UserError(f"model {self.flavor!r} cannot continue training from another model")
+        if type(init_from) is not type(self) or init_from.task != self.task:
+            raise UserError(
+                f"cannot continue a {self.flavor} {self.task} model from a "
+                f"{init_from.flavor} {init_from.task} model"
+            )
 
 
 def adapter_class(flavor: str) -> type[BaseModel]:

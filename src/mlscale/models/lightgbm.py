@@ -7,35 +7,91 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from mlscale.models.base import BaseModel
+from mlscale.models.base import BaseModel, IterationCallback
+from mlscale.models.params import Param
 
-DEFAULTS: dict[str, Any] = {
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
-    "feature_fraction": 0.9,
-    "num_boost_round": 200,
-}
+_OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
+_LOSS = {"binary": "binary_logloss", "multiclass": "multi_logloss", "regression": "l2"}
 
 
 class LightGBMModel(BaseModel):
     flavor = "lightgbm"
+    warm_start = True
+    iterations_param = "num_boost_round"
+    params_spec = {
+        "num_boost_round": Param("int", 200, low=1, high=100_000, search=(50, 1000), log=True),
+        "learning_rate": Param(
+            "float", 0.05, low=0.0, high=1.0, low_open=True, search=(0.01, 0.3), log=True
+        ),
+        "num_leaves": Param("int", 31, low=2, high=131_072, search=(8, 256), log=True),
+        "max_depth": Param("int", -1, low=-1, high=1_000),
+        "min_data_in_leaf": Param("int", 20, low=0, search=(5, 200), log=True),
+        "feature_fraction": Param("float", 0.9, low=0.0, high=1.0, low_open=True, search=(0.5, 1)),
+        "bagging_fraction": Param("float", 1.0, low=0.0, high=1.0, low_open=True, search=(0.5, 1)),
+        "bagging_freq": Param("int", 0, low=0, search=(0, 5)),
+        "lambda_l1": Param("float", 0.0, low=0.0, search=(1e-8, 10.0), log=True),
+        "lambda_l2": Param("float", 0.0, low=0.0, search=(1e-8, 10.0), log=True),
+        "min_gain_to_split": Param("float", 0.0, low=0.0),
+        "max_bin": Param("int", 255, low=2, high=65_535),
+        "max_cat_to_onehot": Param("int", 4, low=1),
+        "cat_smooth": Param("float", 10.0, low=0.0),
+        "num_threads": Param("int", 0, low=0, help="0: one per core"),
+    }
 
-    def effective_params(self) -> dict[str, Any]:
-        return DEFAULTS | self.params
-
-    def fit(self, X: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int) -> LightGBMModel:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        num_classes: int,
+        seed: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None,
+        on_iteration: IterationCallback | None = None,
+        init_from: BaseModel | None = None,
+    ) -> LightGBMModel:
+        self._check_init_from(init_from)
         params = self.effective_params()
         rounds = int(params.pop("num_boost_round"))
-        objective = {
-            "binary": {"objective": "binary"},
-            "multiclass": {"objective": "multiclass", "num_class": num_classes},
-            "regression": {"objective": "regression"},
-        }[self.task]
-        params |= objective | {"seed": seed, "deterministic": True, "verbose": -1}
+        params |= {
+            "objective": _OBJECTIVE[self.task],
+            "metric": _LOSS[self.task],
+            "seed": seed,
+            "deterministic": True,
+            "verbose": -1,
+        }
+        if self.task == "multiclass":
+            params["num_class"] = num_classes
         data = lgb.Dataset(X, label=y, categorical_feature=self.categorical, free_raw_data=True)
-        self.booster_ = lgb.train(params, data, num_boost_round=rounds)
+        valid_sets, callbacks = [], []
+        self.curves_ = {}
+        if valid is not None:
+            valid_sets = [lgb.Dataset(valid[0], label=valid[1], reference=data)]
+            callbacks.append(self._report(on_iteration))
+        init = getattr(init_from, "booster_", None)
+        self.booster_ = lgb.train(
+            params,
+            data,
+            num_boost_round=rounds,
+            valid_sets=valid_sets,
+            valid_names=["valid"] if valid_sets else None,
+            callbacks=callbacks,
+            init_model=init,
+            keep_training_booster=False,
+        )
         return self
+
+    def _report(self, on_iteration: IterationCallback | None) -> Any:
+        curve = self.curves_.setdefault("valid_loss", [])
+
+        def callback(env: lgb.callback.CallbackEnv) -> None:
+            loss = float(env.evaluation_result_list[0][2])
+            curve.append(loss)
+            step = env.iteration - env.begin_iteration + 1
+            if on_iteration is not None and on_iteration(step, {"valid_loss": loss}):
+                raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+        callback.order = 30  # type: ignore[attr-defined]
+        return callback
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         # One thread for small inputs: thread start-up costs more than it saves on a few rows.
