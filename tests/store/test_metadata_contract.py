@@ -322,3 +322,24 @@ def test_unreachable_postgresql_is_a_config_error() -> None:
 def test_unsupported_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unsupported metadata database URL"):
         SqlMetadataStore("mysql://localhost/x")
+
+
+def test_alias_moves_record_who_and_why(store: SqlMetadataStore) -> None:
+    add_model(store, "loans")
+    event = store.set_alias("loans", "production", 1, actor="ana", reason="better AUC")
+    assert (event.actor, event.reason) == ("ana", "better AUC")
+    assert store.alias_history("loans") == [event]
+
+
+def test_run_artifacts_and_trials(store: SqlMetadataStore) -> None:
+    study = store.create_run("tune", params={}, dataset=None)
+    trial = store.create_run("trial", params={"n": 1}, dataset=None, parent_id=study.id)
+    assert (study.artifacts, trial.parent_id) == ({}, study.id)
+    store.log_run_artifact(study.id, "curves", "a" * 64)
+    updated = store.log_run_artifact(study.id, "report", "b" * 64)
+    assert updated.artifacts == {"curves": "a" * 64, "report": "b" * 64}
+    assert store.get_run(study.id).artifacts == updated.artifacts
+    assert [r.id for r in store.list_runs(parent_id=study.id)] == [trial.id]
+    assert [r.id for r in store.list_runs(kind="tune")] == [study.id]
+    with pytest.raises(NotFoundError, match="no run with id 'nope'"):
+        store.log_run_artifact("nope", "x", "c" * 64)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -18,7 +18,7 @@ class LightGBMModel(BaseModel):
     flavor = "lightgbm"
     warm_start = True
     iterations_param = "num_boost_round"
-    params_spec = {
+    params_spec: ClassVar[dict[str, Param]] = {
         "num_boost_round": Param("int", 200, low=1, high=100_000, search=(50, 1000), log=True),
         "learning_rate": Param(
             "float", 0.05, low=0.0, high=1.0, low_open=True, search=(0.01, 0.3), log=True

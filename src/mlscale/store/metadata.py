@@ -99,7 +99,18 @@ class BaseMetadataStore(ABC):
 
     # -- runs -------------------------------------------------------------------------------
     @abstractmethod
-    def create_run(self, kind: str, *, params: dict[str, Any], dataset: str | None) -> Run: ...
+    def create_run(
+        self,
+        kind: str,
+        *,
+        params: dict[str, Any],
+        dataset: str | None,
+        parent_id: str | None = None,
+    ) -> Run: ...
+
+    @abstractmethod
+    def log_run_artifact(self, run_id: str, name: str, sha: str) -> Run:
+        """Attach artifact ``sha`` to the run under ``name`` (replacing one of the same name)."""
 
     @abstractmethod
     def finish_run(
@@ -116,8 +127,10 @@ class BaseMetadataStore(ABC):
     def get_run(self, run_id: str) -> Run: ...
 
     @abstractmethod
-    def list_runs(self, limit: int = 50) -> list[Run]:
-        """Newest first."""
+    def list_runs(
+        self, limit: int = 50, *, kind: str | None = None, parent_id: str | None = None
+    ) -> list[Run]:
+        """Newest first; optionally only one kind, or only the trials of one study run."""
 
     # -- models -----------------------------------------------------------------------------
     @abstractmethod
@@ -146,8 +159,19 @@ class BaseMetadataStore(ABC):
     def list_model_versions(self, name: str) -> list[ModelVersion]: ...
 
     @abstractmethod
-    def set_alias(self, name: str, alias: str, version: int) -> AliasEvent:
-        """Point ``name@alias`` at ``version`` (which must exist); ``latest`` is reserved."""
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> AliasEvent:
+        """Point ``name@alias`` at ``version`` (which must exist); ``latest`` is reserved.
+
+        The move is recorded with who made it and why (:meth:`alias_history`).
+        """
 
     @abstractmethod
     def alias_history(self, name: str) -> list[AliasEvent]: ...

@@ -30,10 +30,10 @@ class DatasetVersion:
 
 @dataclass(frozen=True)
 class Run:
-    """One training (or later tuning) execution."""
+    """One training or tuning execution (a tuning trial has its study's run as parent)."""
 
     id: str
-    kind: str  # "train"
+    kind: str  # "train" | "tune" | "trial"
     status: str  # "running" | "finished" | "failed"
     params: dict[str, Any]
     metrics: dict[str, float]
@@ -43,6 +43,8 @@ class Run:
     ended_at: datetime | None
     duration_s: float | None
     error: str | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> artifact sha256
+    parent_id: str | None = None  # the tuning study run a trial belongs to
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,10 @@ class AliasEvent:
     model: str
     alias: str
     from_version: int | None
-    to_version: int
+    to_version: int | None  # None: the alias was removed
     at: datetime
+    actor: str | None = None  # who moved it (user name, "retrain", ...)
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,14 @@ class SqlMetadataStore(BaseMetadataStore):
             return [_record(DatasetVersion, r) for r in rows]
 
     # -- runs -------------------------------------------------------------------------------
-    def create_run(self, kind: str, *, params: dict[str, Any], dataset: str | None) -> Run:
+    def create_run(
+        self,
+        kind: str,
+        *,
+        params: dict[str, Any],
+        dataset: str | None,
+        parent_id: str | None = None,
+    ) -> Run:
         row = {
             "id": uuid4().hex,
             "kind": kind,
@@ -173,10 +180,25 @@ class SqlMetadataStore(BaseMetadataStore):
             "ended_at": None,
             "duration_s": None,
             "error": None,
+            "artifacts": {},
+            "parent_id": parent_id,
         }
         with self._writer.begin() as conn:
             conn.execute(runs.insert().values(row))
         return _record(Run, row)
+
+    def log_run_artifact(self, run_id: str, name: str, sha: str) -> Run:
+        """Attach artifact ``sha`` to the run under ``name`` (replacing one of the same name)."""
+        this_run = runs.c.id == run_id
+
+        def attach(conn: Connection) -> Run:
+            current = conn.scalar(sa.select(runs.c.artifacts).where(this_run))
+            if current is None:
+                self._run_not_found(conn, run_id)
+            conn.execute(runs.update().where(this_run).values(artifacts=current | {name: sha}))
+            return _record(Run, conn.execute(sa.select(runs).where(this_run)).one())
+
+        return self._write(attach)
 
     def finish_run(
         self,
@@ -216,9 +238,15 @@ class SqlMetadataStore(BaseMetadataStore):
                 self._run_not_found(conn, run_id)
             return _record(Run, row)
 
-    def list_runs(self, limit: int = 50) -> list[Run]:
+    def list_runs(
+        self, limit: int = 50, *, kind: str | None = None, parent_id: str | None = None
+    ) -> list[Run]:
         """Newest first."""
         query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)
+        if kind is not None:
+            query = query.where(runs.c.kind == kind)
+        if parent_id is not None:
+            query = query.where(runs.c.parent_id == parent_id)
         with self._engine.connect() as conn:
             return [_record(Run, r) for r in conn.execute(query)]
 
@@ -290,7 +318,15 @@ class SqlMetadataStore(BaseMetadataStore):
             rows = conn.execute(sa.select(t).where(t.c.name == name).order_by(t.c.version))
             return [_record(ModelVersion, r, aliases=by_version.get(r.version, [])) for r in rows]
 
-    def set_alias(self, name: str, alias: str, version: int) -> AliasEvent:
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> AliasEvent:
         """Point ``name@alias`` at ``version`` (which must exist); ``latest`` is reserved."""
         check_name(alias, "alias")
         if alias == "latest":
@@ -310,10 +346,16 @@ class SqlMetadataStore(BaseMetadataStore):
                 conn.execute(aliases.insert().values(name=name, alias=alias, version=version))
             else:
                 conn.execute(aliases.update().where(*key).values(version=version))
-            event = AliasEvent(name, alias, current, version, _now())
+            event = AliasEvent(name, alias, current, version, _now(), actor, reason)
             conn.execute(
                 alias_events.insert().values(
-                    name=name, alias=alias, from_version=current, to_version=version, at=event.at
+                    name=name,
+                    alias=alias,
+                    from_version=current,
+                    to_version=version,
+                    at=event.at,
+                    actor=actor,
+                    reason=reason,
                 )
             )
             return event
@@ -325,7 +367,7 @@ class SqlMetadataStore(BaseMetadataStore):
         e = alias_events
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(e).where(e.c.name == name).order_by(e.c.id))
-            return [AliasEvent(r.name, r.alias, r.from_version, r.to_version, r.at) for r in rows]
+            return [_record(AliasEvent, r, model=r.name) for r in rows]
 
     # -- API tokens -------------------------------------------------------------------------
     def create_token(self, name: str, role: str) -> tuple[TokenRecord, str]:

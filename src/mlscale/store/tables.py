@@ -59,7 +59,10 @@ runs = sa.Table(
     sa.Column("ended_at", UtcDateTime, nullable=True),
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("artifacts", sa.JSON, nullable=False, server_default="{}"),
+    sa.Column("parent_id", sa.String(32), nullable=True),
     sa.Index("ix_runs_started_at", "started_at"),
+    sa.Index("ix_runs_parent_id", "parent_id"),
 )
 
 model_versions = sa.Table(
@@ -98,8 +101,10 @@ alias_events = sa.Table(
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("alias", sa.String(128), nullable=False),
     sa.Column("from_version", sa.Integer, nullable=True),
-    sa.Column("to_version", sa.Integer, nullable=False),
+    sa.Column("to_version", sa.Integer, nullable=True),
     sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
     sa.Index("ix_alias_events_name", "name"),
 )
 
