@@ -343,3 +343,41 @@ def test_run_artifacts_and_trials(store: SqlMetadataStore) -> None:
     assert [r.id for r in store.list_runs(kind="tune")] == [study.id]
     with pytest.raises(NotFoundError, match="no run with id 'nope'"):
         store.log_run_artifact("nope", "x", "c" * 64)
+
+
+def test_removing_an_alias_is_recorded(store: SqlMetadataStore) -> None:
+    add_model(store)
+    add_model(store)
+    set_ = store.set_alias("loans", "production", 2)
+    store.set_alias("loans", "staging", 1)
+    removed = store.remove_alias("loans", "production", actor="ana", reason="bad release")
+    assert (removed.model, removed.alias, removed.from_version, removed.to_version) == (
+        "loans",
+        "production",
+        2,
+        None,
+    )
+    assert (removed.actor, removed.reason) == ("ana", "bad release")
+    assert removed.at.tzinfo is not None
+    assert store.alias_history("loans")[0] == set_
+    assert store.alias_history("loans")[-1] == removed
+    assert store.get_model_version(Ref.parse("loans@2")).aliases == []
+    with pytest.raises(NotFoundError) as exc:
+        store.get_model_version(Ref.parse("loans@production"))
+    assert message(exc) == "model 'loans' has no alias 'production' (aliases: staging)"
+    # An alias that was removed can be set again, from nothing.
+    again = store.set_alias("loans", "production", 1)
+    assert (again.from_version, again.to_version) == (None, 1)
+
+
+def test_removing_a_missing_alias_names_what_exists(store: SqlMetadataStore) -> None:
+    add_model(store)
+    store.set_alias("loans", "staging", 1)
+    with pytest.raises(NotFoundError) as exc:
+        store.remove_alias("loans", "production")
+    assert message(exc) == "model 'loans' has no alias 'production' (aliases: staging)"
+    with pytest.raises(NotFoundError, match="no model named 'other'"):
+        store.remove_alias("other", "production")
+    with pytest.raises(UserError, match="'latest' is reserved"):
+        store.remove_alias("loans", "latest")
+    assert len(store.alias_history("loans")) == 1

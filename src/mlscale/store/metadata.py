@@ -174,7 +174,17 @@ class BaseMetadataStore(ABC):
         """
 
     @abstractmethod
-    def alias_history(self, name: str) -> list[AliasEvent]: ...
+    def remove_alias(
+        self, name: str, alias: str, *, actor: str | None = None, reason: str | None = None
+    ) -> AliasEvent:
+        """Delete ``name@alias`` (which must exist), recorded as a move to ``to_version=None``.
+
+        NotFoundError names the aliases that do exist; ``latest`` is reserved.
+        """
+
+    @abstractmethod
+    def alias_history(self, name: str) -> list[AliasEvent]:
+        """Every move of every alias of one model, oldest first; empty for an unknown name."""
 
     # -- API tokens -------------------------------------------------------------------------
     @abstractmethod

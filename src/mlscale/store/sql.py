@@ -328,12 +328,7 @@ class SqlMetadataStore(BaseMetadataStore):
         reason: str | None = None,
     ) -> AliasEvent:
         """Point ``name@alias`` at ``version`` (which must exist); ``latest`` is reserved."""
-        check_name(alias, "alias")
-        if alias == "latest":
-            raise UserError(
-                "alias 'latest' is reserved: it always means the highest version; "
-                "choose another name, such as 'production' or 'staging'"
-            )
+        _check_alias(alias)
         t = model_versions
 
         def move(conn: Connection) -> AliasEvent:
@@ -346,21 +341,27 @@ class SqlMetadataStore(BaseMetadataStore):
                 conn.execute(aliases.insert().values(name=name, alias=alias, version=version))
             else:
                 conn.execute(aliases.update().where(*key).values(version=version))
-            event = AliasEvent(name, alias, current, version, _now(), actor, reason)
-            conn.execute(
-                alias_events.insert().values(
-                    name=name,
-                    alias=alias,
-                    from_version=current,
-                    to_version=version,
-                    at=event.at,
-                    actor=actor,
-                    reason=reason,
-                )
+            return _record_move(
+                conn, AliasEvent(name, alias, current, version, _now(), actor, reason)
             )
-            return event
 
         return self._write(move)
+
+    def remove_alias(
+        self, name: str, alias: str, *, actor: str | None = None, reason: str | None = None
+    ) -> AliasEvent:
+        """Delete ``name@alias``, recorded as a move to ``to_version=None``."""
+        _check_alias(alias)
+
+        def remove(conn: Connection) -> AliasEvent:
+            key = (aliases.c.name == name, aliases.c.alias == alias)
+            current = conn.scalar(sa.select(aliases.c.version).where(*key).with_for_update())
+            if current is None:
+                self._not_found(conn, model_versions, "model", Ref(name, alias=alias))
+            conn.execute(aliases.delete().where(*key))
+            return _record_move(conn, AliasEvent(name, alias, current, None, _now(), actor, reason))
+
+        return self._write(remove)
 
     def alias_history(self, name: str) -> list[AliasEvent]:
         """Every move of every alias of one model, oldest first; empty for an unknown name."""
@@ -569,7 +570,32 @@ def _aliases(conn: Connection, name: str) -> dict[int, list[str]]:
     return by_version
 
 
+def _record_move(conn: Connection, event: AliasEvent) -> AliasEvent:
+    """Append ``event`` to the alias audit trail and return it."""
+    conn.execute(
+        alias_events.insert().values(
+            name=event.model,
+            alias=event.alias,
+            from_version=event.from_version,
+            to_version=event.to_version,
+            at=event.at,
+            actor=event.actor,
+            reason=event.reason,
+        )
+    )
+    return event
+
+
 # -- small things ---------------------------------------------------------------------------
+def _check_alias(alias: str) -> None:
+    check_name(alias, "alias")
+    if alias == "latest":
+        raise UserError(
+            "alias 'latest' is reserved: it always means the highest version; "
+            "choose another name, such as 'production' or 'staging'"
+        )
+
+
 def _record(cls: type[R], row: Any, **extra: Any) -> R:
     """Build ``cls`` from a result row or an inserted dict; ``extra`` gives the other fields."""
     m = row if isinstance(row, dict) else row._mapping
