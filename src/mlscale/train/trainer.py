@@ -1,32 +1,38 @@
-"""``train``: a dataset version in, an evaluated, registered model version out."""
+"""``train``: a dataset version in, an evaluated, registered model version out.
+
+Every training is a run: its parameters, metrics, environment and artifacts (the holdout rows,
+per-iteration curves) are recorded, and the model version points back at the run and the
+dataset version it came from.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from sklearn.model_selection import train_test_split
+import pyarrow.parquet as pq
 
-from mlscale.data.datasets import read_profile, read_table
 from mlscale.data.profile import profile_table
-from mlscale.data.schema import Schema
-from mlscale.errors import SchemaError, UserError
-from mlscale.models.base import adapter_class
-from mlscale.models.signature import FeatureEncoder, Signature
+from mlscale.errors import UserError
+from mlscale.models.base import ADAPTERS, BaseModel, adapter_class
 from mlscale.refs import Ref, check_name
 from mlscale.store.records import ModelVersion, Run
 from mlscale.train.environment import capture_environment, peak_rss_mib
 from mlscale.train.metrics import evaluate
-from mlscale.train.task import choose_features, infer_task
+from mlscale.train.prepare import Prepared, prepare
+from mlscale.train.splits import SPLITS, Split, holdout_split, kfold_splits, time_split
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
 
-MODELS = ("lightgbm", "logistic", "linear")
+#: Told of training progress: (iteration, planned iterations or None, that iteration's metrics).
+ProgressCallback = Callable[[int, int | None, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -44,91 +50,97 @@ def train(
     dataset_ref: Ref,
     *,
     target: str,
-    model: str = "lightgbm",
+    model: str | None = None,
     name: str | None = None,
     params: dict[str, Any] | None = None,
     task: str | None = None,
     exclude: list[str] | None = None,
+    split: str = "holdout",
     test_size: float = 0.2,
+    folds: int = 5,
+    time_column: str | None = None,
     seed: int = 42,
+    init_from: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> TrainResult:
-    """Split, fit, evaluate, and register ``name`` (default: the dataset's name)."""
-    if model not in MODELS:
-        raise UserError(f"unknown model {model!r}; available: {', '.join(MODELS)}")
-    if not 0.0 < test_size < 1.0:
-        raise UserError(f"test size must be between 0 and 1 (exclusive), got {test_size}")
-    dataset = ws.metadata.get_dataset_version(dataset_ref)
-    model_name = check_name(name or dataset.name, "model name")
-    schema = Schema.from_dict(dataset.schema)
-    if target not in schema.names:
-        raise SchemaError(
-            f"unknown target column {target!r} in {dataset.ref}; columns are: "
-            f"{', '.join(schema.names)}"
-        )
-    table = read_table(ws, dataset)
-    labelled = pc.is_valid(table.column(target))
-    rows_without_target = table.num_rows - pc.sum(labelled).as_py() if table.num_rows else 0
-    table = table.filter(labelled)
-    target_type = schema.column(target).type
-    task = infer_task(table.column(target), target, target_type, task)
-    if model == "logistic" and task == "regression":
-        raise UserError(
-            f"model 'logistic' is a classifier but target {target!r} is numeric with many values "
-            "(regression); use --model lightgbm or --model linear, or pass --task"
-        )
-    if model == "linear" and task != "regression":
-        model = "logistic"  # the same adapter: linear for values, logistic for classes
-    features, excluded = choose_features(
-        schema, read_profile(ws, dataset.profile_sha), target, exclude or []
-    )
-    classes: list[Any] = []
-    y_values = table.column(target)
-    if task == "regression":
-        y = np.asarray(pc.cast(y_values, pa.float64()), dtype=np.float64)
-    else:
-        classes = sorted(pc.unique(y_values).to_pylist())
-        y = np.asarray(pc.index_in(y_values, value_set=pa.array(classes)), dtype=np.int64)
-    signature = Signature(task, target, features, classes, excluded)
-    X = FeatureEncoder(signature).encode_table(table)
+    """Split, fit, evaluate, and register ``name`` (default: the dataset's name).
 
-    stratify = y if task != "regression" and np.bincount(y).min() >= 2 else None
-    train_idx, test_idx = train_test_split(
-        np.arange(len(y)), test_size=test_size, random_state=seed, stratify=stratify
+    ``split`` is ``holdout`` (random, stratified for classes), ``time`` (the latest rows by
+    ``time_column`` are the holdout) or ``kfold`` (``folds`` cross-validated fits give the metrics,
+    then the model is refit on every row). ``init_from`` (``name@version``) continues training
+    that model on this data, with its features and classes.
+    """
+    start = _init_model(ws, init_from)
+    model = model or (start.flavor_name if start else "lightgbm")
+    if model not in ADAPTERS:
+        raise UserError(f"unknown model {model!r}; available: {', '.join(sorted(ADAPTERS))}")
+    cls = adapter_class(model)
+    params = cls.check_params(params or {}, name=model)
+    _check_split(split, test_size, folds, time_column)
+    if start is not None and adapter_class(start.version.flavor) is not cls:
+        raise UserError(
+            f"cannot continue {start.version.ref} ({start.version.flavor}) as model {model!r}; "
+            f"leave out --model or pass --model {start.version.flavor}"
+        )
+
+    prepared = prepare(
+        ws,
+        dataset_ref,
+        target=target,
+        model=model,
+        task=task,
+        exclude=exclude,
+        signature=start.predictor.signature if start else None,
     )
-    adapter = adapter_class(model)(
-        task=task, categorical=signature.categorical_indices, params=params
-    )
+    model_name = check_name(name or prepared.dataset.name, "model name")
+    signature = prepared.signature
+
+    def new_adapter() -> BaseModel:
+        return cls(task=signature.task, categorical=signature.categorical_indices, params=params)
+
     run = ws.metadata.create_run(
         "train",
         params={
             "model": model,
             "target": target,
-            "task": task,
-            "test_size": test_size,
+            "task": signature.task,
+            "split": split,
+            "test_size": test_size if split != "kfold" else None,
+            "folds": folds if split == "kfold" else None,
+            "time_column": time_column,
             "seed": seed,
-            "hyperparameters": adapter.effective_params(),
+            "init_from": start.version.ref if start else None,
+            "hyperparameters": new_adapter().effective_params(),
             "features": signature.feature_names,
-            "excluded": excluded,
+            "excluded": signature.excluded,
         },
-        dataset=dataset.ref,
+        dataset=prepared.dataset.ref,
     )
     started = time.perf_counter()
     try:
-        adapter.fit(X[train_idx], y[train_idx], num_classes=len(classes), seed=seed)
-        metrics = evaluate(task, y[test_idx], adapter.predict(X[test_idx]))
+        fitted = _fit_and_evaluate(
+            prepared, new_adapter, split, test_size, folds, time_column, seed, start, progress
+        )
+        fit_seconds = time.perf_counter() - started
         reference = profile_table(
-            table.take(pa.array(train_idx)).select(signature.feature_names),
+            prepared.table.take(pa.array(fitted.train_rows)).select(signature.feature_names),
             signature.input_schema(),
         )
+        if fitted.holdout_rows is not None:
+            rows = prepared.rows[fitted.holdout_rows]
+            ws.metadata.log_run_artifact(run.id, "holdout", ws.artifacts.put_bytes(_rows(rows)))
+        if fitted.curves:
+            curves = json.dumps(fitted.curves).encode()
+            ws.metadata.log_run_artifact(run.id, "curves", ws.artifacts.put_bytes(curves))
         version = ws.metadata.add_model_version(
             model_name,
-            flavor=adapter.flavor,
-            artifact_sha=ws.artifacts.put_bytes(adapter.save()),
+            flavor=fitted.adapter.flavor,
+            artifact_sha=ws.artifacts.put_bytes(fitted.adapter.save()),
             signature=signature.to_dict(),
-            metrics=metrics,
+            metrics=fitted.metrics,
             profile_sha=ws.artifacts.put_bytes(reference.to_json()),
             run_id=run.id,
-            dataset=dataset.ref,
+            dataset=prepared.dataset.ref,
         )
     except BaseException as exc:
         ws.metadata.finish_run(
@@ -136,9 +148,142 @@ def train(
         )
         raise
     env = capture_environment() | {
-        "fit_seconds": time.perf_counter() - started,
+        "fit_seconds": fit_seconds,
         "peak_rss_mib": peak_rss_mib(),
         "model_version": version.ref,
     }
-    run = ws.metadata.finish_run(run.id, status="finished", metrics=metrics, env=env)
-    return TrainResult(run, version, metrics, len(train_idx), len(test_idx), rows_without_target)
+    run = ws.metadata.finish_run(run.id, status="finished", metrics=fitted.metrics, env=env)
+    return TrainResult(
+        run,
+        version,
+        fitted.metrics,
+        len(fitted.train_rows),
+        0 if fitted.holdout_rows is None else len(fitted.holdout_rows),
+        prepared.rows_without_target,
+    )
+
+
+@dataclass
+class _Start:
+    """The model that continued training starts from."""
+
+    version: ModelVersion
+    predictor: Any  # mlscale.models.predictor.Predictor
+
+    @property
+    def flavor_name(self) -> str:
+        return "logistic" if self.version.flavor == "linear" else self.version.flavor
+
+
+@dataclass
+class _Fitted:
+    adapter: BaseModel
+    metrics: dict[str, float]
+    train_rows: np.ndarray  # positions in ``Prepared`` of the rows the final model saw
+    holdout_rows: np.ndarray | None  # positions in ``Prepared`` of the holdout (None: k-fold)
+    curves: dict[str, Any]
+
+
+def _init_model(ws: Workspace, ref: str | None) -> _Start | None:
+    if ref is None:
+        return None
+    from mlscale.models.predictor import Predictor
+
+    version = ws.metadata.get_model_version(Ref.parse(ref))
+    predictor = Predictor.load(ws, version)
+    if not type(predictor.model).warm_start:
+        raise UserError(
+            f"{version.ref} is a {version.flavor} model, which cannot continue training"
+        )
+    return _Start(version, predictor)
+
+
+def _check_split(split: str, test_size: float, folds: int, time_column: str | None) -> None:
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if split != "kfold" and not 0.0 < test_size < 1.0:
+        raise UserError(f"test size must be between 0 and 1 (exclusive), got {test_size}")
+    if split == "time" and not time_column:
+        raise UserError("a time split needs --time-column, the timestamp column to split on")
+    if split != "time" and time_column:
+        raise UserError(f"--time-column is only used with --split time, not --split {split}")
+    if split == "kfold" and folds < 2:
+        raise UserError(f"--folds must be at least 2, got {folds}")
+
+
+def _fit_and_evaluate(
+    prepared: Prepared,
+    new_adapter: Callable[[], BaseModel],
+    split: str,
+    test_size: float,
+    folds: int,
+    time_column: str | None,
+    seed: int,
+    start: _Start | None,
+    progress: ProgressCallback | None,
+) -> _Fitted:
+    X, y, task = prepared.X, prepared.y, prepared.task
+    init = start.predictor.model if start else None
+    if split == "kfold":
+        fold_metrics, fold_curves = [], []
+        for fold in kfold_splits(y, folds=folds, seed=seed, stratify=task != "regression"):
+            adapter = _fit(new_adapter(), prepared, fold, seed, init, progress)
+            fold_metrics.append(evaluate(task, y[fold.test], adapter.predict(X[fold.test])))
+            fold_curves.append(adapter.curves_)
+        final = new_adapter().fit(X, y, num_classes=prepared.num_classes, seed=seed, init_from=init)
+        metrics = _mean_and_std(fold_metrics)
+        return _Fitted(final, metrics, np.arange(len(y)), None, {"folds": fold_curves})
+    if split == "time":
+        assert time_column is not None
+        chosen = time_split(prepared.times(time_column), test_size=test_size)
+    else:
+        chosen = holdout_split(y, test_size=test_size, seed=seed, stratify=task != "regression")
+    adapter = _fit(new_adapter(), prepared, chosen, seed, init, progress)
+    metrics = evaluate(task, y[chosen.test], adapter.predict(X[chosen.test]))
+    return _Fitted(adapter, metrics, chosen.train, chosen.test, adapter.curves_)
+
+
+def _fit(
+    adapter: BaseModel,
+    prepared: Prepared,
+    split: Split,
+    seed: int,
+    init: BaseModel | None,
+    progress: ProgressCallback | None,
+) -> BaseModel:
+    planned = None
+    if adapter.iterations_param is not None:
+        planned = int(adapter.effective_params()[adapter.iterations_param])
+
+    def report(step: int, metrics: dict[str, float]) -> bool:
+        if progress is not None:
+            progress(step, planned, metrics)
+        return False
+
+    X, y = prepared.X, prepared.y
+    return adapter.fit(
+        X[split.train],
+        y[split.train],
+        num_classes=prepared.num_classes,
+        seed=seed,
+        valid=(X[split.test], y[split.test]),
+        on_iteration=report,
+        init_from=init,
+    )
+
+
+def _mean_and_std(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the folds, and its spread as ``<metric>_std``."""
+    out: dict[str, float] = {}
+    for key in fold_metrics[0]:
+        values = [m[key] for m in fold_metrics if key in m]
+        out[key] = float(np.mean(values))
+        out[f"{key}_std"] = float(np.std(values))
+    return out
+
+
+def _rows(rows: np.ndarray) -> bytes:
+    """The holdout row positions as a one-column Parquet file."""
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"row": pa.array(rows, pa.int64())}), sink, compression="zstd")
+    return sink.getvalue()
