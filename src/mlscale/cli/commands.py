@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from mlscale.cli.output import console, print_json, progress, table
-from mlscale.errors import UserError
 from mlscale.workspace import Workspace
 
 
@@ -22,187 +20,6 @@ def init(directory: str) -> None:
     """Create a workspace (mlscale.toml and .mlscale/) in DIRECTORY."""
     ws = Workspace.init(directory)
     console.print(f"workspace ready at {ws.root}")
-
-
-def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--param {item!r}: expected KEY=VALUE, e.g. --param num_leaves=63")
-        value: Any = raw
-        for convert in (int, float):
-            try:
-                value = convert(raw)
-                break
-            except ValueError:
-                continue
-        params[key] = value
-    return params
-
-
-@click.command()
-@click.argument("dataset")
-@click.option("--target", "-t", required=True, help="The column to predict.")
-@click.option(
-    "--model", "-m", default="lightgbm", show_default=True, help="lightgbm, logistic or linear."
-)
-@click.option("--name", help="Model name (default: the dataset's name).")
-@click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), help="Override.")
-@click.option("--exclude", multiple=True, help="A column not to use as a feature (repeatable).")
-@click.option("--param", "params", multiple=True, help="A hyperparameter KEY=VALUE (repeatable).")
-@click.option("--test-size", default=0.2, show_default=True, help="Holdout share.")
-@click.option("--seed", default=42, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def train(
-    ctx: click.Context,
-    dataset: str,
-    target: str,
-    model: str,
-    name: str | None,
-    task: str | None,
-    exclude: tuple[str, ...],
-    params: tuple[str, ...],
-    test_size: float,
-    seed: int,
-    as_json: bool,
-) -> None:
-    """Train a model on DATASET (NAME@VERSION or NAME@latest) and register a version."""
-    ws = _ws(ctx)
-    with console.status(f"training {model} on {dataset}"):
-        result = ws.train(
-            dataset,
-            target=target,
-            model=model,
-            name=name,
-            task=task,
-            exclude=list(exclude),
-            params=_parse_params(params),
-            test_size=test_size,
-            seed=seed,
-        )
-    mv = result.model
-    if as_json:
-        print_json(
-            {
-                "model": mv.ref,
-                "run": result.run.id,
-                "metrics": result.metrics,
-                "task": mv.signature["task"],
-                "duration_s": result.run.duration_s,
-            }
-        )
-        return
-    console.print(
-        f"registered [bold]{mv.ref}[/bold] ({mv.flavor}, {mv.signature['task']}) "
-        f"from {mv.dataset} in {result.run.duration_s:.1f}s; run {result.run.id}"
-    )
-    console.print(
-        f"rows: {result.rows_train:,} train, {result.rows_test:,} holdout"
-        + (
-            f", {result.rows_without_target:,} skipped (no target)"
-            if result.rows_without_target
-            else ""
-        )
-    )
-    table(None, ["metric", "holdout"], [[k, f"{v:.4f}"] for k, v in result.metrics.items()])
-    if mv.signature["excluded"]:
-        console.print(
-            "not used as features: "
-            + "; ".join(f"{k} ({v})" for k, v in mv.signature["excluded"].items())
-        )
-
-
-@click.group()
-def models() -> None:
-    """List, inspect and promote model versions."""
-
-
-@models.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def models_list(ctx: click.Context, as_json: bool) -> None:
-    """Every model version, newest last."""
-    ws = _ws(ctx)
-    versions = [v for m in ws.models() for v in ws.metadata.list_model_versions(m.name)]
-    if as_json:
-        print_json([_model_dict(v) for v in versions])
-        return
-    if not versions:
-        console.print("no models yet: mlscale train DATASET --target COLUMN")
-        return
-    table(
-        None,
-        ["model", "flavor", "task", "aliases", "metrics", "dataset", "created"],
-        [
-            [
-                v.ref,
-                v.flavor,
-                v.signature["task"],
-                ", ".join(v.aliases),
-                " ".join(f"{k}={m:.3f}" for k, m in v.metrics.items()),
-                v.dataset,
-                v.created_at.strftime("%Y-%m-%d %H:%M"),
-            ]
-            for v in versions
-        ],
-    )
-
-
-def _model_dict(v: Any) -> dict[str, Any]:
-    return {
-        "ref": v.ref,
-        "name": v.name,
-        "version": v.version,
-        "flavor": v.flavor,
-        "aliases": v.aliases,
-        "metrics": v.metrics,
-        "dataset": v.dataset,
-        "run": v.run_id,
-        "artifact_sha256": v.artifact_sha,
-        "created_at": v.created_at.isoformat(),
-        "signature": v.signature,
-    }
-
-
-@models.command("show")
-@click.argument("ref")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """One model version: metrics, lineage and signature."""
-    v = _ws(ctx).model(ref)
-    if as_json:
-        print_json(_model_dict(v))
-        return
-    sig = v.signature
-    console.print(f"[bold]{v.ref}[/bold]  {v.flavor}, {sig['task']}, target {sig['target']!r}")
-    console.print(f"aliases: {', '.join(v.aliases) or '-'}")
-    console.print(f"lineage: dataset {v.dataset} -> run {v.run_id} -> {v.ref}")
-    console.print("metrics: " + ", ".join(f"{k}={m:.4f}" for k, m in v.metrics.items()))
-    if sig.get("classes"):
-        console.print(f"classes: {sig['classes']}")
-    table(
-        "signature",
-        ["feature", "type", "kind", "categories"],
-        [
-            [f["name"], f["type"], f["kind"], ", ".join(f.get("categories", [])[:8])]
-            for f in sig["features"]
-        ],
-    )
-
-
-@models.command("promote")
-@click.argument("name")
-@click.argument("version", type=int)
-@click.option("--alias", default="production", show_default=True)
-@click.pass_context
-def models_promote(ctx: click.Context, name: str, version: int, alias: str) -> None:
-    """Point NAME@ALIAS at VERSION (servers pick it up within a second)."""
-    event = _ws(ctx).promote(name, version, alias=alias)
-    before = f"(was {event.from_version})" if event.from_version else "(new alias)"
-    console.print(f"{name}@{alias} -> version {event.to_version} {before}")
 
 
 @click.command()
@@ -341,4 +158,4 @@ def quickstart(directory: str, rows: int, port: int) -> None:
     run(Path(directory), rows=rows, port=port)
 
 
-ALL = [init, train, models, serve, predict, drift, quickstart]
+ALL = [init, serve, predict, drift, quickstart]

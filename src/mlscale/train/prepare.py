@@ -89,6 +89,10 @@ def prepare(
             f"unknown target column {target!r} in {dataset.ref}; columns are: "
             f"{', '.join(schema.names)}"
         )
+    if signature is not None and target != signature.target:
+        raise UserError(
+            f"the model to continue was trained on target {signature.target!r}, not {target!r}"
+        )
     table = read_table(ws, dataset)
     labelled = pc.is_valid(table.column(target))
     rows = np.flatnonzero(np.asarray(labelled, dtype=bool))
@@ -124,10 +128,6 @@ def prepare(
 def _check_continuable(
     signature: Signature, schema: Schema, target: str, y_values: pa.ChunkedArray, where: str
 ) -> None:
-    if target != signature.target:
-        raise UserError(
-            f"the model to continue was trained on target {signature.target!r}, not {target!r}"
-        )
     missing = [f for f in signature.feature_names if f not in schema.names]
     if missing:
         raise SchemaError(
