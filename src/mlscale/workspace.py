@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mlscale.data.ingest import IngestResult
     from mlscale.models.predictor import Predictor
     from mlscale.monitor.drift import DriftReport
+    from mlscale.registry.promote import Promotion
     from mlscale.store.artifacts import ArtifactStore
     from mlscale.store.metadata import BaseMetadataStore
     from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion
@@ -120,9 +121,48 @@ class Workspace:
     def models(self) -> list[ModelVersion]:
         return self.metadata.list_models()
 
-    def promote(self, name: str, version: int, *, alias: str = "production") -> AliasEvent:
-        """Point ``name@alias`` at ``version``."""
-        return self.metadata.set_alias(name, alias, version)
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        alias: str = "production",
+        require_better: str | None = None,
+        min_delta: float = 0.0,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Promotion:
+        """Point ``name@alias`` at ``version``, recording who (default: ``$MLSCALE_USER``) and why.
+
+        With ``require_better="auc"`` (or any metric of the model's task) the version must beat
+        the alias's current holder on its own holdout rows by at least ``min_delta``, else a
+        UserError shows both figures and nothing moves.
+        """
+        from mlscale.registry.promote import promote
+
+        return promote(
+            self,
+            name,
+            version,
+            alias=alias,
+            require_better=require_better,
+            min_delta=min_delta,
+            actor=actor,
+            reason=reason,
+        )
+
+    def rollback(
+        self,
+        name: str,
+        *,
+        alias: str = "production",
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> AliasEvent:
+        """Move ``name@alias`` back to where it was before its last move (itself recorded)."""
+        from mlscale.registry.rollback import rollback
+
+        return rollback(self, name, alias, actor=actor, reason=reason)
 
     def predictor(self, ref: str) -> Predictor:
         """Load a model version, verified by hash, ready to predict."""

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from mlscale.errors import UserError
-from mlscale.refs import Ref
+from mlscale.refs import Ref, check_name
 from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run, TokenRecord
 
 #: What each role may do on the model server: ``predict`` calls predict/infer and reads model
@@ -57,6 +57,21 @@ def check_role(role: str) -> str:
     if role not in TOKEN_ROLES:
         raise UserError(f"unknown token role {role!r}: expected one of {', '.join(TOKEN_ROLES)}")
     return role
+
+
+def check_alias(alias: str) -> str:
+    """Return ``alias`` if it may be set or removed; ``latest`` is reserved for the newest version.
+
+    >>> check_alias("production")
+    'production'
+    """
+    check_name(alias, "alias")
+    if alias == "latest":
+        raise UserError(
+            "alias 'latest' is reserved: it always means the highest version; "
+            "choose another name, such as 'production' or 'staging'"
+        )
+    return alias
 
 
 class BaseMetadataStore(ABC):

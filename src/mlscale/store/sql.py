@@ -36,6 +36,7 @@ from mlscale.refs import Ref, check_name
 from mlscale.store.metadata import (
     TOKEN_PREFIX,
     BaseMetadataStore,
+    check_alias,
     check_role,
     new_token_secret,
     token_hash,
@@ -328,7 +329,7 @@ class SqlMetadataStore(BaseMetadataStore):
         reason: str | None = None,
     ) -> AliasEvent:
         """Point ``name@alias`` at ``version`` (which must exist); ``latest`` is reserved."""
-        _check_alias(alias)
+        check_alias(alias)
         t = model_versions
 
         def move(conn: Connection) -> AliasEvent:
@@ -351,7 +352,7 @@ class SqlMetadataStore(BaseMetadataStore):
         self, name: str, alias: str, *, actor: str | None = None, reason: str | None = None
     ) -> AliasEvent:
         """Delete ``name@alias``, recorded as a move to ``to_version=None``."""
-        _check_alias(alias)
+        check_alias(alias)
 
         def remove(conn: Connection) -> AliasEvent:
             key = (aliases.c.name == name, aliases.c.alias == alias)
@@ -587,15 +588,6 @@ def _record_move(conn: Connection, event: AliasEvent) -> AliasEvent:
 
 
 # -- small things ---------------------------------------------------------------------------
-def _check_alias(alias: str) -> None:
-    check_name(alias, "alias")
-    if alias == "latest":
-        raise UserError(
-            "alias 'latest' is reserved: it always means the highest version; "
-            "choose another name, such as 'production' or 'staging'"
-        )
-
-
 def _record(cls: type[R], row: Any, **extra: Any) -> R:
     """Build ``cls`` from a result row or an inserted dict; ``extra`` gives the other fields."""
     m = row if isinstance(row, dict) else row._mapping
