@@ -1,44 +1,110 @@
-"""Per-feature drift of new data against a model version's training profile.
+"""Per-feature and prediction drift of a window against a model version's reference.
 
-Numeric features are binned on the reference's own cut points (deciles of the training data) and
-compared with PSI; categorical features by Jensen-Shannon distance over the reference categories,
-plus one bin for unseen values. Missing values are a bin of their own in both, so a rise in missing
-values is drift too. Thresholds (documented, commonly used defaults):
+Every statistic is computed from summaries (:mod:`mlscale.monitor.summary`), never from rows:
 
-- PSI: < 0.1 stable, 0.1-0.2 warning, >= 0.2 drift;
-- Jensen-Shannon distance (base 2, 0..1): < 0.05 stable, 0.05-0.1 warning, >= 0.1 drift.
+- PSI and Jensen-Shannon distance (base 2) on the reference bins, with missing values as a bin
+  of their own (a rise in missing values is drift too) and, for categories, one bin for unseen
+  values;
+- Kolmogorov-Smirnov distance from the two KLL sketches (within ~1.3% of rank), and exact on the
+  bottom-k samples with its p-value (reference sample 5,000 values, window sample 500);
+- Wasserstein-1 distance from the sketches' quantile functions, divided by the reference std;
+- chi-square statistic and p-value of the category counts.
 
-Unlike p-value tests, both are effect sizes: they do not flag every column of a million-row window.
+The verdict of each column rests on one statistic (``numeric_method``, ``categorical_method``)
+and its default thresholds (warning, drift), commonly used values:
+
+==================  =========  =====
+statistic           warning    drift
+==================  =========  =====
+psi                 0.1        0.2
+jensen_shannon      0.05       0.1
+wasserstein (/std)  0.05       0.1
+ks                  0.05       0.1
+==================  =========  =====
+
+Defaults: PSI for numeric columns, Jensen-Shannon for categorical ones. A threshold is raised to
+the statistic's calibrated null level when that is higher: the 99th percentile of the statistic
+between a reference-sized and a window-sized sample both drawn from the reference's own bins
+(:func:`mlscale.monitor.stats.null_quantiles`). So a few dozen rows do not flag sampling noise,
+and since the fixed thresholds are effect sizes, not p-values, a million-row window of the same
+distribution does not flag either, while a real shift does. (KS and chi-square p-values are
+reported but decide nothing: at a million rows they flag everything.)
+
+The report also gives the share of drifted features; at ``DRIFT_SHARE`` (half) or more the
+whole dataset counts as drifted. Output columns (``prediction``, ``proba.<class>``) are
+compared the same way when the reference holds them: prediction drift.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from mlscale.data.datasets import read_profile
-from mlscale.data.pipeline import Pipeline
-from mlscale.data.profile import Profile, bin_index, category_values, numeric_values
-from mlscale.data.sources.duck import open_file
-from mlscale.errors import DataError
+from mlscale.errors import DataError, UserError
 from mlscale.models.signature import Signature
-from mlscale.store.records import ModelVersion
+from mlscale.monitor.reference import (
+    CategoricalReference,
+    ColumnReference,
+    NumericReference,
+    Reference,
+    load_reference,
+)
+from mlscale.monitor.stats import (
+    chi_square,
+    js_distance,
+    ks_binned,
+    ks_exact,
+    ks_sketch,
+    null_quantiles,
+    psi,
+    wasserstein_binned,
+    wasserstein_sketch,
+)
+from mlscale.monitor.summary import (
+    CategoricalSummary,
+    ColumnSummary,
+    NumericSummary,
+    Summarizer,
+    WindowSummary,
+)
 
 if TYPE_CHECKING:
+    from mlscale.store.records import ModelVersion
     from mlscale.workspace import Workspace
 
-PSI_WARN, PSI_DRIFT = 0.1, 0.2
-JS_WARN, JS_DRIFT = 0.05, 0.1
-_EPS = 1e-4  # floor on bin shares so that an empty bin does not make PSI infinite
+__all__ = [
+    "DRIFT_SHARE",
+    "THRESHOLDS",
+    "DriftReport",
+    "FeatureDrift",
+    "compare",
+    "drift_for_file",
+    "drift_report",
+    "js_distance",
+    "psi",
+]
+
+THRESHOLDS: dict[str, tuple[float, float]] = {
+    "psi": (0.1, 0.2),
+    "jensen_shannon": (0.05, 0.1),
+    "wasserstein": (0.05, 0.1),
+    "ks": (0.05, 0.1),
+}
+PSI_WARN, PSI_DRIFT = THRESHOLDS["psi"]
+JS_WARN, JS_DRIFT = THRESHOLDS["jensen_shannon"]
+NUMERIC_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
+CATEGORICAL_METHODS = ("jensen_shannon", "psi")
+DRIFT_SHARE = 0.5
+_NULL_KEY = {"psi": "psi", "jensen_shannon": "js", "wasserstein": "wasserstein", "ks": "ks"}
 
 
 @dataclass(frozen=True)
 class FeatureDrift:
+    """The drift of one column: every statistic, the one the verdict rests on, and the verdict."""
+
     feature: str
     kind: str
     method: str  # the statistic the verdict is based on
@@ -48,127 +114,238 @@ class FeatureDrift:
     verdict: str  # "stable" | "warning" | "drift"
     reference_missing: float
     current_missing: float
+    threshold: float = 0.0  # the drift threshold applied: max(default, calibrated null level)
+    null_level: float = 0.0  # the calibrated null level (99th percentile) of ``method``
+    rows: int = 0  # values compared (missing and violations excluded)
+    ks: float | None = None  # from sketches (or bins)
+    ks_exact: float | None = None  # on samples
+    ks_pvalue: float | None = None
+    wasserstein: float | None = None  # / reference std
+    chi_square: float | None = None
+    chi_square_pvalue: float | None = None
 
 
 @dataclass(frozen=True)
 class DriftReport:
+    """Per-feature (and per-output) drift of one window; ``to_dict`` for JSON."""
+
     model: str
     rows: int
     rows_unreadable: int
     features: list[FeatureDrift]
+    outputs: list[FeatureDrift] = field(default_factory=list)
+    window: dict[str, Any] = field(default_factory=dict)
+    reference: str = "training"
 
     @property
     def drifted(self) -> list[str]:
         return [f.feature for f in self.features if f.verdict == "drift"]
+
+    @property
+    def share_drifted(self) -> float:
+        return len(self.drifted) / len(self.features) if self.features else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.features) and self.share_drifted >= DRIFT_SHARE
+
+    @property
+    def prediction_drift(self) -> bool | None:
+        """Whether any output drifted; None when the reference has no predictions."""
+        return any(o.verdict == "drift" for o in self.outputs) if self.outputs else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "rows": self.rows,
             "rows_unreadable": self.rows_unreadable,
+            "window": self.window,
+            "reference": self.reference,
             "drifted": self.drifted,
-            "share_drifted": len(self.drifted) / len(self.features) if self.features else 0.0,
+            "share_drifted": self.share_drifted,
+            "dataset_drift": self.dataset_drift,
+            "prediction_drift": self.prediction_drift,
             "features": [asdict(f) for f in self.features],
+            "outputs": [asdict(o) for o in self.outputs],
         }
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index of two count vectors over the same bins.
-
-    >>> round(psi(np.array([50, 50]), np.array([50, 50])), 6)
-    0.0
-    >>> psi(np.array([90, 10]), np.array([10, 90])) > 0.2
-    True
-    """
-    e = np.maximum(expected / max(expected.sum(), 1), _EPS)
-    a = np.maximum(actual / max(actual.sum(), 1), _EPS)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def js_distance(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Jensen-Shannon distance (base 2, between 0 and 1) of two count vectors.
-
-    >>> js_distance(np.array([1, 0]), np.array([0, 1]))
-    1.0
-    """
-    p = expected / max(expected.sum(), 1)
-    q = actual / max(actual.sum(), 1)
-    m = (p + q) / 2
-
-    def kl(x: np.ndarray) -> float:
-        mask = x > 0
-        return float(np.sum(x[mask] * np.log2(x[mask] / m[mask])))
-
-    return float(np.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
-
-
-class _Counter:
-    """Counts of one feature on the reference's bins: value bins, then unseen (categorical), missing."""
-
-    def __init__(self, stats: dict[str, Any]) -> None:
-        self.kind = stats["kind"]
-        if self.kind == "categorical":
-            self.categories = list(stats["categories"])
-            self.value_set = pa.array(self.categories, pa.string())
-            self.reference = np.array(
-                [*stats["categories"].values(), stats.get("other", 0), stats["missing"]], float
-            )
-        else:
-            self.cuts = stats.get("histogram", {}).get("cuts", [])
-            counts = stats.get("histogram", {}).get("counts", [0])
-            self.reference = np.array([*counts, stats["missing"]], dtype=float)
-        self.current = np.zeros_like(self.reference)
-
-    def update(self, values: pa.Array | pa.ChunkedArray) -> None:
-        missing = values.null_count
-        if self.kind == "categorical":
-            codes = pc.index_in(pc.drop_null(category_values(values)), value_set=self.value_set)
-            codes = np.asarray(pc.fill_null(codes, len(self.categories)), dtype=np.int64)
-        else:
-            codes = bin_index(numeric_values(values), self.cuts)
-        self.current[:-1] += np.bincount(codes, minlength=len(self.current) - 1)
-        self.current[-1] += missing
-
-
-def compare(reference: Profile, counters: dict[str, _Counter]) -> list[FeatureDrift]:
-    results = []
-    for name, counter in counters.items():
-        ref, cur = counter.reference, counter.current
-        p, j = psi(ref, cur), js_distance(ref, cur)
-        if counter.kind == "categorical":
-            method, score, warn, drift = "jensen_shannon", j, JS_WARN, JS_DRIFT
-        else:
-            method, score, warn, drift = "psi", p, PSI_WARN, PSI_DRIFT
-        verdict = "drift" if score >= drift else "warning" if score >= warn else "stable"
-        results.append(
-            FeatureDrift(
-                feature=name,
-                kind=counter.kind,
-                method=method,
-                score=score,
-                psi=p,
-                js=j,
-                verdict=verdict,
-                reference_missing=float(ref[-1] / max(ref.sum(), 1)),
-                current_missing=float(cur[-1] / max(cur.sum(), 1)),
-            )
+def _check_methods(numeric_method: str, categorical_method: str) -> None:
+    if numeric_method not in NUMERIC_METHODS:
+        raise UserError(
+            f"unknown numeric drift method {numeric_method!r}; expected one of {NUMERIC_METHODS}"
         )
-    return results
+    if categorical_method not in CATEGORICAL_METHODS:
+        raise UserError(
+            f"unknown categorical drift method {categorical_method!r}; "
+            f"expected one of {CATEGORICAL_METHODS}"
+        )
 
 
-def drift_for_file(ws: Workspace, version: ModelVersion, path: Path) -> DriftReport:
+def compare_column(
+    name: str,
+    ref: ColumnReference,
+    cur: ColumnSummary,
+    *,
+    numeric_method: str = "psi",
+    categorical_method: str = "jensen_shannon",
+) -> FeatureDrift:
+    """Every statistic of one column and its calibrated verdict."""
+    ref_bins = np.append(ref.counts, ref.missing)
+    cur_bins = np.append(cur.counts, cur.missing)
+    window_rows = int(cur_bins.sum())
+    values = len(ref.counts) - (1 if isinstance(ref, CategoricalReference) else 0)
+    stats: dict[str, Any] = {"psi": psi(ref_bins, cur_bins), "js": js_distance(ref_bins, cur_bins)}
+    if isinstance(ref, NumericReference):
+        assert isinstance(cur, NumericSummary)
+        method = numeric_method
+        null = null_quantiles(
+            ref_bins, window_rows, values=values, edges=ref.edges, scale=ref.scale, seed=name
+        )
+        if ref.kll is not None and not ref.kll.is_empty():
+            stats["ks"] = ks_sketch(ref.kll, cur.kll)
+            stats["wasserstein"] = wasserstein_sketch(ref.kll, cur.kll, ref.scale)
+        else:
+            stats["ks"] = ks_binned(ref.counts, cur.counts)
+            stats["wasserstein"] = wasserstein_binned(ref.counts, cur.counts, ref.edges, ref.scale)
+        if ref.sample is not None and len(cur.sample.values):
+            stats["ks_exact"], stats["ks_pvalue"] = ks_exact(ref.sample, cur.sample.values)
+    else:
+        assert isinstance(cur, CategoricalSummary)
+        method = categorical_method
+        null = null_quantiles(ref_bins, window_rows, values=values, seed=name)
+        stats["chi_square"], stats["chi_square_pvalue"] = chi_square(ref.counts, cur.counts)
+    score = float(stats[_NULL_KEY[method]])
+    warn, drift = THRESHOLDS[method]
+    null_level = null[_NULL_KEY[method]]
+    verdict = (
+        "drift"
+        if score >= max(drift, null_level)
+        else "warning"
+        if score >= max(warn, null_level)
+        else "stable"
+    )
+    return FeatureDrift(
+        feature=name,
+        kind=ref.kind,
+        method=method,
+        score=score,
+        psi=float(stats["psi"]),
+        js=float(stats["js"]),
+        verdict=verdict,
+        reference_missing=float(ref.missing / max(ref_bins.sum(), 1)),
+        current_missing=float(cur.missing / max(window_rows, 1)),
+        threshold=max(drift, null_level),
+        null_level=null_level,
+        rows=cur.count,
+        ks=stats.get("ks"),
+        ks_exact=stats.get("ks_exact"),
+        ks_pvalue=stats.get("ks_pvalue"),
+        wasserstein=stats.get("wasserstein"),
+        chi_square=stats.get("chi_square"),
+        chi_square_pvalue=stats.get("chi_square_pvalue"),
+    )
+
+
+def compare(
+    reference: Reference,
+    summary: WindowSummary,
+    *,
+    model: str = "",
+    rows_unreadable: int = 0,
+    outputs: bool = True,
+    numeric_method: str = "psi",
+    categorical_method: str = "jensen_shannon",
+    window: dict[str, Any] | None = None,
+) -> DriftReport:
+    """The drift report of ``summary`` against ``reference``: O(columns x bins)."""
+    _check_methods(numeric_method, categorical_method)
+    methods = {"numeric_method": numeric_method, "categorical_method": categorical_method}
+    features = [
+        compare_column(name, ref, summary.features[name], **methods)
+        for name, ref in reference.features.items()
+    ]
+    compared_outputs = [
+        compare_column(name, ref, summary.outputs[name], **methods)
+        for name, ref in reference.outputs.items()
+        if outputs and summary.outputs[name].count + summary.outputs[name].missing
+    ]
+    return DriftReport(
+        model, summary.rows, rows_unreadable, features, compared_outputs, window or {},
+        reference.source,
+    )  # fmt: skip
+
+
+def drift_report(
+    ws: Workspace,
+    ref: str,
+    *,
+    window: str | None = None,
+    last_rows: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    numeric_method: str = "psi",
+    categorical_method: str = "jensen_shannon",
+    update: bool = True,
+) -> DriftReport:
+    """Drift of model ``ref``'s live traffic (the prediction log) against its reference.
+
+    ``window`` (``"1h"``, ``"7d"``) or ``last_rows``; default: every logged row.
+    See :func:`mlscale.monitor.windows.load_window`.
+    """
+    from mlscale.monitor.windows import load_window
+
+    _check_methods(numeric_method, categorical_method)
+    w = load_window(
+        ws, ref, window=window, last_rows=last_rows, since=since, until=until, update=update
+    )
+    return compare(
+        w.reference,
+        w.summary,
+        model=w.version.ref,
+        numeric_method=numeric_method,
+        categorical_method=categorical_method,
+        window={
+            "description": w.description,
+            "start": w.start.isoformat(),
+            "end": w.end.isoformat(),
+            "buckets": w.buckets,
+        },
+    )
+
+
+def drift_for_file(
+    ws: Workspace,
+    version: ModelVersion,
+    path: Path,
+    *,
+    numeric_method: str = "psi",
+    categorical_method: str = "jensen_shannon",
+) -> DriftReport:
     """Stream ``path`` once, counting each feature on the reference bins, then compare."""
+    from mlscale.data.pipeline import Pipeline
+    from mlscale.data.sources.duck import open_file
+
     signature = Signature.from_dict(version.signature)
-    reference = read_profile(ws, version.profile_sha)
-    counters = {n: _Counter(reference.columns[n]) for n in signature.feature_names}
+    reference = load_reference(ws, version)
+    summarizer = Summarizer(reference, feature_prefix="", outputs=False)
+    summary = WindowSummary.empty(reference)
     features = {f.name: f.type for f in signature.features}
-    rows = unreadable = 0
+    unreadable = 0
     with Pipeline(open_file(path), types=features) as pipeline:
-        for batch in pipeline.batches():
-            rows += batch.good.num_rows
+        for i, batch in enumerate(pipeline.batches()):
             unreadable += batch.rejected.num_rows if batch.rejected is not None else 0
-            for name, counter in counters.items():
-                counter.update(batch.good.column(name))
-    if rows == 0:
+            if batch.good.num_rows:
+                summary.merge(summarizer.summarize(batch.good, seed=i)[0])
+    if summary.rows == 0:
         raise DataError(f"{path}: no readable rows to compare")
-    return DriftReport(version.ref, rows, unreadable, compare(reference, counters))
+    return compare(
+        reference,
+        summary,
+        model=version.ref,
+        rows_unreadable=unreadable,
+        outputs=False,
+        numeric_method=numeric_method,
+        categorical_method=categorical_method,
+        window={"description": str(path)},
+    )

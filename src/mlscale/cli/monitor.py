@@ -1,0 +1,218 @@
+"""``mlscale monitor``: live drift and data quality from the prediction log (thin: parse, call,
+print)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from mlscale.cli.output import console, print_json, table
+from mlscale.errors import UserError
+from mlscale.monitor.drift import THRESHOLDS, FeatureDrift
+from mlscale.workspace import Workspace
+
+_COLOUR = {"stable": "green", "warning": "yellow", "drift": "bold red"}
+
+
+def _ws(ctx: click.Context) -> Workspace:
+    return Workspace.open(ctx.obj.get("workspace"))
+
+
+def _window_options(f: click.decorators.FC) -> click.decorators.FC:
+    f = click.option("--last-rows", type=int, help="The newest N logged rows (whole minutes).")(f)
+    f = click.option("--window", help="How far back: 15m, 1h, 7d (default: every logged row).")(f)
+    f = click.option("--no-update", is_flag=True, help="Do not read new log rows first.")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)
+
+
+def _check_window(window: str | None, last_rows: int | None) -> None:
+    if window is not None and last_rows is not None:
+        raise UserError("give --window or --last-rows, not both")
+
+
+@click.group()
+def monitor() -> None:
+    """Drift and data quality of served traffic against each model's training reference."""
+
+
+@monitor.command("update")
+@click.argument("name", required=False)
+@click.option("--resolution", help="Bucket width of the summaries (default 1m).")
+@click.option("--rebuild", is_flag=True, help="Forget the summaries and read the log again.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def update(
+    ctx: click.Context, name: str | None, resolution: str | None, rebuild: bool, as_json: bool
+) -> None:
+    """Fold new prediction-log rows of NAME (default: every model) into window summaries."""
+    from mlscale.monitor.windows import update_windows
+
+    results = update_windows(_ws(ctx), name, resolution=resolution, rebuild=rebuild)
+    if as_json:
+        print_json([asdict(r) for r in results])
+        return
+    if not results:
+        console.print("the prediction log is empty: serve a model (mlscale serve) first")
+        return
+    table(
+        None,
+        ["model", "new rows", "segments", "buckets written", "rows skipped"],
+        [[r.model, f"{r.rows:,}", r.segments, r.buckets, f"{r.skipped_rows:,}"] for r in results],
+    )
+    for r in results:
+        for problem in r.problems:
+            console.print(f"[yellow]{r.model}: {problem}[/]")
+
+
+def _drift_rows(items: list[FeatureDrift]) -> list[list[str]]:
+    return [
+        [
+            f.feature,
+            f.kind,
+            f"{f.rows:,}",
+            f"{f.method} {f.score:.3f}",
+            f"{f.threshold:.3f}",
+            f"{f.psi:.3f}",
+            f"{f.js:.3f}",
+            "" if f.ks is None else f"{f.ks:.3f}",
+            "" if f.wasserstein is None else f"{f.wasserstein:.3f}",
+            f"{f.reference_missing:.1%} -> {f.current_missing:.1%}",
+            f"[{_COLOUR[f.verdict]}]{f.verdict}[/]",
+        ]
+        for f in items
+    ]
+
+
+_DRIFT_COLUMNS = [
+    "column", "kind", "values", "score", "threshold", "PSI", "JS", "KS", "W/std",
+    "missing ref->now", "verdict",
+]  # fmt: skip
+
+
+@monitor.command("drift")
+@click.argument("name")
+@_window_options
+@click.option(
+    "--numeric-method",
+    type=click.Choice(["psi", "jensen_shannon", "wasserstein", "ks"]),
+    default="psi",
+    show_default=True,
+)
+@click.option(
+    "--categorical-method",
+    type=click.Choice(["jensen_shannon", "psi"]),
+    default="jensen_shannon",
+    show_default=True,
+)
+@click.option("--fail-on-drift", is_flag=True, help="Exit with status 3 if any feature drifted.")
+@click.pass_context
+def drift(
+    ctx: click.Context,
+    name: str,
+    window: str | None,
+    last_rows: int | None,
+    no_update: bool,
+    as_json: bool,
+    numeric_method: str,
+    categorical_method: str,
+    fail_on_drift: bool,
+) -> None:
+    """Drift of NAME's served traffic (NAME, NAME@VERSION or NAME@ALIAS) against its reference."""
+    from mlscale.monitor.drift import drift_report
+
+    _check_window(window, last_rows)
+    report = drift_report(
+        _ws(ctx), name, window=window, last_rows=last_rows, update=not no_update,
+        numeric_method=numeric_method, categorical_method=categorical_method,
+    )  # fmt: skip
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        w = report.window
+        table(
+            f"{report.model}: {w['description']} ({report.rows:,} rows, "
+            f"{w['start'][:16]} to {w['end'][:16]}) vs its {report.reference} reference",
+            _DRIFT_COLUMNS,
+            _drift_rows(report.features),
+        )
+        if report.outputs:
+            table("predictions", _DRIFT_COLUMNS, _drift_rows(report.outputs))
+        elif report.reference == "profile":
+            console.print("prediction drift: this version's reference holds no predictions")
+        console.print(
+            f"{len(report.drifted)} of {len(report.features)} features drifted"
+            + (f": {', '.join(report.drifted)}" if report.drifted else "")
+            + f" ({numeric_method} >= {THRESHOLDS[numeric_method][1]} numeric, "
+            f"{categorical_method} >= {THRESHOLDS[categorical_method][1]} categorical, "
+            "or the calibrated null level when higher)"
+        )
+        if report.prediction_drift:
+            console.print("[bold red]the predictions drifted[/]")
+    if fail_on_drift and report.drifted:
+        raise SystemExit(3)
+
+
+@monitor.command("quality")
+@click.argument("name")
+@_window_options
+@click.option("--every", help="Also per period of the window: 10m, 1h.")
+@click.pass_context
+def quality(
+    ctx: click.Context,
+    name: str,
+    window: str | None,
+    last_rows: int | None,
+    no_update: bool,
+    as_json: bool,
+    every: str | None,
+) -> None:
+    """Missing, out-of-range and unseen values and schema violations in NAME's served traffic."""
+    from mlscale.monitor.quality import quality_report
+
+    _check_window(window, last_rows)
+    report = quality_report(
+        _ws(ctx), name, window=window, last_rows=last_rows, every=every, update=not no_update
+    )
+    if as_json:
+        print_json(report.to_dict())
+        return
+
+    def pct(v: float | None) -> str:
+        return "" if v is None else f"{v:.2%}"
+
+    w = report.window
+    table(
+        f"{report.model}: {w['description']} ({report.rows:,} rows)",
+        ["column", "kind", "missing (ref)", "out of range", "unseen", "violations", "top unseen"],
+        [
+            [
+                c.column,
+                c.kind,
+                f"{pct(c.missing_rate)} ({pct(c.reference_missing_rate)})",
+                pct(c.out_of_range_rate),
+                pct(c.unseen_rate),
+                f"{c.violations:,}",
+                ", ".join(f"{k} ({v:,})" for k, v in list(c.top_unseen.items())[:3]),
+            ]
+            for c in (*report.features, *report.outputs)
+        ],
+    )
+    if report.buckets:
+        names = [c.column for c in report.buckets[0].columns]
+        table(
+            f"missing / out-of-range or unseen, every {every}",
+            ["from", "rows", *names],
+            [
+                [b.start[:16], f"{b.rows:,}"]
+                + [
+                    f"{c.missing_rate:.1%}/"
+                    f"{(c.out_of_range_rate if c.unseen_rate is None else c.unseen_rate):.1%}"
+                    for c in b.columns
+                ]
+                for b in report.buckets
+            ],
+        )
+
+
+ALL = [monitor]
