@@ -23,6 +23,9 @@ ADAPTERS: dict[str, str] = {
     "lightgbm": "mlscale.models.lightgbm:LightGBMModel",
     "logistic": "mlscale.models.linear:LinearModel",
     "linear": "mlscale.models.linear:LinearModel",
+    "xgboost": "mlscale.models.xgboost:XGBoostModel",
+    "random_forest": "mlscale.models.forest:RandomForestModel",
+    "torch_mlp": "mlscale.models.torch_mlp:TorchMLPModel",
 }
 
 #: Called after each training iteration with the iteration number (from 1) and the metrics of
