@@ -149,6 +149,10 @@ def test_init_from_continues(flavor: str, task: str) -> None:
     np.testing.assert_array_equal(first.predict(X2), before)  # the earlier model is unchanged
     again = adapter_class(flavor).load(more.save(), task=task, categorical=[2])
     np.testing.assert_array_equal(again.predict(X2), more.predict(X2))
+    # From the registry the earlier model comes loaded: it continues the same way.
+    loaded = adapter_class(flavor).load(first.save(), task=task, categorical=[2])
+    from_loaded = make(flavor, task).fit(X2, y2, num_classes=k, seed=2, init_from=loaded)
+    np.testing.assert_array_equal(from_loaded.predict(X2), more.predict(X2))
 
 
 @pytest.mark.parametrize("flavor", WARM_START)
