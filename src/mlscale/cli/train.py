@@ -59,6 +59,11 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--folds", default=5, show_default=True, help="Folds for --split kfold.")
 @click.option("--time-column", help="Timestamp column for --split time.")
 @click.option("--init-from", help="Continue training this model version (NAME@VERSION).")
+@click.option(
+    "--out-of-core",
+    is_flag=True,
+    help="Stream the dataset instead of loading it (lightgbm, xgboost, logistic, linear).",
+)
 @click.option("--seed", default=42, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -76,6 +81,7 @@ def train(
     folds: int,
     time_column: str | None,
     init_from: str | None,
+    out_of_core: bool,
     seed: int,
     as_json: bool,
 ) -> None:
@@ -95,6 +101,7 @@ def train(
             folds=folds,
             time_column=time_column,
             init_from=init_from,
+            out_of_core=out_of_core,
             seed=seed,
             progress=lambda step, _planned, _metrics: update(step),
         )

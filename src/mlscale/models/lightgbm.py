@@ -49,6 +49,27 @@ class LightGBMModel(BaseModel):
         on_iteration: IterationCallback | None = None,
         init_from: BaseModel | None = None,
     ) -> LightGBMModel:
+        data = lgb.Dataset(X, label=y, categorical_feature=self.categorical, free_raw_data=True)
+        return self.fit_dataset(
+            data,
+            num_classes=num_classes,
+            seed=seed,
+            valid=valid,
+            on_iteration=on_iteration,
+            init_from=init_from,
+        )
+
+    def fit_dataset(
+        self,
+        data: lgb.Dataset,
+        *,
+        num_classes: int,
+        seed: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None,
+        on_iteration: IterationCallback | None = None,
+        init_from: BaseModel | None = None,
+    ) -> LightGBMModel:
+        """``fit`` on a ``lightgbm.Dataset`` built by the caller (from Sequences, out of core)."""
         self._check_init_from(init_from)
         params = self.effective_params()
         rounds = int(params.pop("num_boost_round"))
@@ -61,11 +82,10 @@ class LightGBMModel(BaseModel):
         }
         if self.task == "multiclass":
             params["num_class"] = num_classes
-        data = lgb.Dataset(X, label=y, categorical_feature=self.categorical, free_raw_data=True)
         valid_sets, callbacks = [], []
         self.curves_ = {}
         if valid is not None:
-            valid_sets = [lgb.Dataset(valid[0], label=valid[1], reference=data)]
+            valid_sets = [data.create_valid(valid[0], label=valid[1])]
             callbacks.append(self._report(on_iteration))
         init = getattr(init_from, "booster_", None)
         self.booster_ = lgb.train(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlscale.data.profile import profile_table
+from mlscale.data.profile import Profile, profile_table
 from mlscale.errors import UserError
 from mlscale.models.base import ADAPTERS, BaseModel, adapter_class
+from mlscale.models.signature import Signature
 from mlscale.refs import Ref, check_name
 from mlscale.store.records import ModelVersion, Run
 from mlscale.train.environment import capture_environment, peak_rss_mib
@@ -61,6 +63,7 @@ def train(
     time_column: str | None = None,
     seed: int = 42,
     init_from: str | None = None,
+    out_of_core: bool = False,
     progress: ProgressCallback | None = None,
 ) -> TrainResult:
     """Split, fit, evaluate, and register ``name`` (default: the dataset's name).
@@ -68,8 +71,29 @@ def train(
     ``split`` is ``holdout`` (random, stratified for classes), ``time`` (the latest rows by
     ``time_column`` are the holdout) or ``kfold`` (``folds`` cross-validated fits give the metrics,
     then the model is refit on every row). ``init_from`` (``name@version``) continues training
-    that model on this data, with its features and classes.
+    that model on this data, with its features and classes. ``out_of_core`` streams the dataset
+    instead of loading it (:mod:`mlscale.train.out_of_core`; random holdout only).
     """
+    if out_of_core:
+        if split != "holdout" or init_from:
+            raise UserError("out-of-core training supports --split holdout, without --init-from")
+        from mlscale.train.out_of_core import train_out_of_core
+
+        return train_out_of_core(
+            ws,
+            dataset_ref,
+            target=target,
+            model=model or "lightgbm",
+            name=name,
+            params=params,
+            task=task,
+            exclude=exclude,
+            test_size=test_size,
+            seed=seed,
+            progress=None
+            if progress is None
+            else lambda stage, done: progress(done, None, {}) if stage == "iterations" else None,
+        )
     start = _init_model(ws, init_from)
     model = model or (start.flavor_name if start else "lightgbm")
     if model not in ADAPTERS:
@@ -117,7 +141,7 @@ def train(
         dataset=prepared.dataset.ref,
     )
     started = time.perf_counter()
-    try:
+    with failed_run_recorded(ws, run):
         fitted = _fit_and_evaluate(
             prepared, new_adapter, split, test_size, folds, time_column, seed, start, progress
         )
@@ -126,41 +150,78 @@ def train(
             prepared.table.take(pa.array(fitted.train_rows)).select(signature.feature_names),
             signature.input_schema(),
         )
-        if fitted.holdout_rows is not None:
-            rows = prepared.rows[fitted.holdout_rows]
-            ws.metadata.log_run_artifact(run.id, "holdout", ws.artifacts.put_bytes(_rows(rows)))
-        if fitted.curves:
-            curves = json.dumps(fitted.curves).encode()
-            ws.metadata.log_run_artifact(run.id, "curves", ws.artifacts.put_bytes(curves))
-        version = ws.metadata.add_model_version(
-            model_name,
-            flavor=fitted.adapter.flavor,
-            artifact_sha=ws.artifacts.put_bytes(fitted.adapter.save()),
-            signature=signature.to_dict(),
+        holdout = None if fitted.holdout_rows is None else prepared.rows[fitted.holdout_rows]
+        return register(
+            ws,
+            run,
+            name=model_name,
+            adapter=fitted.adapter,
+            signature=signature,
             metrics=fitted.metrics,
-            profile_sha=ws.artifacts.put_bytes(reference.to_json()),
-            run_id=run.id,
-            dataset=prepared.dataset.ref,
+            reference=reference,
+            holdout_rows=holdout,
+            curves=fitted.curves,
+            rows_train=len(fitted.train_rows),
+            rows_without_target=prepared.rows_without_target,
+            env={"fit_seconds": fit_seconds},
         )
+
+
+@contextmanager
+def failed_run_recorded(ws: Workspace, run: Run) -> Iterator[None]:
+    """Mark ``run`` failed, with the error, if the block raises (Ctrl-C included)."""
+    try:
+        yield
     except BaseException as exc:
         ws.metadata.finish_run(
             run.id, status="failed", metrics={}, env=capture_environment(), error=repr(exc)
         )
         raise
-    env = capture_environment() | {
-        "fit_seconds": fit_seconds,
-        "peak_rss_mib": peak_rss_mib(),
-        "model_version": version.ref,
-    }
-    run = ws.metadata.finish_run(run.id, status="finished", metrics=fitted.metrics, env=env)
-    return TrainResult(
-        run,
-        version,
-        fitted.metrics,
-        len(fitted.train_rows),
-        0 if fitted.holdout_rows is None else len(fitted.holdout_rows),
-        prepared.rows_without_target,
+
+
+def register(
+    ws: Workspace,
+    run: Run,
+    *,
+    name: str,
+    adapter: BaseModel,
+    signature: Signature,
+    metrics: dict[str, float],
+    reference: Profile,
+    holdout_rows: np.ndarray | None,
+    curves: dict[str, Any],
+    rows_train: int,
+    rows_without_target: int,
+    env: dict[str, Any],
+) -> TrainResult:
+    """Store the run's artifacts and the model, register the version and finish the run."""
+    if holdout_rows is not None:
+        rows = ws.artifacts.put_bytes(_rows(holdout_rows))
+        ws.metadata.log_run_artifact(run.id, "holdout", rows)
+    if curves:
+        curves_sha = ws.artifacts.put_bytes(json.dumps(curves).encode())
+        ws.metadata.log_run_artifact(run.id, "curves", curves_sha)
+    version = ws.metadata.add_model_version(
+        name,
+        flavor=adapter.flavor,
+        artifact_sha=ws.artifacts.put_bytes(adapter.save()),
+        signature=signature.to_dict(),
+        metrics=metrics,
+        profile_sha=ws.artifacts.put_bytes(reference.to_json()),
+        run_id=run.id,
+        dataset=run.dataset,
     )
+    env = (
+        capture_environment()
+        | env
+        | {
+            "peak_rss_mib": peak_rss_mib(),
+            "model_version": version.ref,
+        }
+    )
+    run = ws.metadata.finish_run(run.id, status="finished", metrics=metrics, env=env)
+    rows_test = 0 if holdout_rows is None else len(holdout_rows)
+    return TrainResult(run, version, metrics, rows_train, rows_test, rows_without_target)
 
 
 @dataclass
