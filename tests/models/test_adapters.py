@@ -167,18 +167,7 @@ def test_init_from_a_different_task_or_flavor_is_refused(flavor: str) -> None:
         make(other, "binary").fit(X, y, num_classes=k, seed=1, init_from=binary)
 
 
-@pytest.mark.parametrize(
-    "flavor",
-    [
-        pytest.param(
-            "lightgbm",
-            marks=pytest.mark.xfail(
-                strict=True, reason="the LightGBM adapter lets LightGBM raise its own error"
-            ),
-        ),
-        *WARM_START[1:],
-    ],
-)
+@pytest.mark.parametrize("flavor", WARM_START)
 def test_init_from_with_other_features_is_refused(flavor: str) -> None:
     X, y, k = data("binary")
     first = make(flavor, "binary").fit(X, y, num_classes=k, seed=1)

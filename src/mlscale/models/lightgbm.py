@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 
+from mlscale.errors import UserError
 from mlscale.models.base import BaseModel, IterationCallback
 from mlscale.models.params import Param
 
@@ -49,6 +50,13 @@ class LightGBMModel(BaseModel):
         on_iteration: IterationCallback | None = None,
         init_from: BaseModel | None = None,
     ) -> LightGBMModel:
+        self._check_init_from(init_from)
+        init = getattr(init_from, "booster_", None)
+        if init is not None and init.num_feature() != X.shape[1]:
+            raise UserError(
+                f"cannot continue a lightgbm model trained on {init.num_feature()} features "
+                f"with data of {X.shape[1]} features"
+            )
         data = lgb.Dataset(X, label=y, categorical_feature=self.categorical, free_raw_data=True)
         return self.fit_dataset(
             data,
