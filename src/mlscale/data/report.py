@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import uuid
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from mlscale.data.profile import Profile
+from mlscale.reports.html import number, page, write_page
 
 TOP_CATEGORIES = 15
 _WIDTH, _HEIGHT = 520, 170  # histogram drawing area, in SVG units
@@ -25,48 +25,17 @@ _PAD_LEFT, _PAD_BOTTOM = 10, 24
 _CHAR_WIDTH = 6.5  # of an 11px label, to keep axis labels apart
 _DISCRETE_VALUES = 30  # numeric columns with at most this many values get a bar per value
 
+# The shared look (body, cards, badges, SVG text) is reports.html.BASE_CSS; these rules are the
+# profile page's own.
 _CSS = """
-:root { --ink: #1f2933; --muted: #616e7c; --line: #d9e2ec; --bar: #3a6ea5; --other: #9aa5b1; }
-* { box-sizing: border-box; }
-body { margin: 0; padding: 24px 32px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI",
-  Roboto, Helvetica, Arial, sans-serif; color: var(--ink); background: #f5f7fa; }
-header h1 { margin: 0 0 4px; font-size: 24px; }
-header p { margin: 0 0 16px; color: var(--muted); }
-table { border-collapse: collapse; }
-th, td { padding: 3px 10px 3px 0; text-align: left; vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.summary { display: flex; gap: 12px; margin-bottom: 16px; flex-wrap: wrap; }
-.summary div { background: #fff; border: 1px solid var(--line); border-radius: 6px;
-  padding: 8px 16px; min-width: 120px; }
-.summary b { display: block; font-size: 20px; }
-.summary span { color: var(--muted); }
 .overview { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 8px 16px;
   margin-bottom: 20px; }
 .overview th { border-bottom: 1px solid var(--line); color: var(--muted); font-weight: 600; }
 .overview a { color: var(--bar); text-decoration: none; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 16px; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px;
-  break-inside: avoid; }
-.card h2 { margin: 0 0 8px; font-size: 17px; overflow-wrap: anywhere; }
-.badge { display: inline-block; margin-left: 8px; padding: 0 6px; border-radius: 4px;
-  background: #e4e7eb; color: var(--muted); font-size: 12px; font-weight: 500;
-  vertical-align: middle; }
 .stats { font-size: 13px; margin-bottom: 8px; }
 .stats th { color: var(--muted); font-weight: 500; padding-right: 6px; }
 .stats td { padding-right: 18px; }
-.note { margin: 2px 0 0; color: var(--muted); font-size: 12px; }
-svg { display: block; max-width: 100%; height: auto; }
-svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-  fill: var(--muted); }
-svg .bar { fill: var(--bar); }
-svg .other { fill: var(--other); }
-svg .axis { stroke: var(--line); }
-svg text.label { fill: var(--ink); }
-@media print {
-  body { background: #fff; padding: 0; }
-  .cards { grid-template-columns: 1fr 1fr; }
-  .card, .summary div, .overview { border-color: #bbb; }
-}
+@media print { .overview { border-color: #bbb; } }
 """
 
 
@@ -99,33 +68,20 @@ def render_html(profile: Profile, *, title: str, subtitle: str = "") -> str:
         for i, (name, stats) in enumerate(columns.items())
     )
     cards = "".join(_card(i, name, stats) for i, (name, stats) in enumerate(columns.items()))
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{escape(title)}</h1>"
-        + (f"<p>{escape(subtitle)}</p>" if subtitle else "")
-        + f'</header><section class="summary">{summary}</section>'
+    return page(
+        title,
+        f'<section class="summary">{summary}</section>'
         '<section class="overview"><table><thead><tr><th>column</th><th>type</th>'
         '<th class="num">missing</th><th class="num">distinct</th></tr></thead>'
-        f'<tbody>{overview}</tbody></table></section><main class="cards">{cards}</main>'
-        "</body></html>\n"
+        f'<tbody>{overview}</tbody></table></section><main class="cards">{cards}</main>',
+        subtitle=subtitle,
+        css=_CSS,
     )
 
 
 def write_html(profile: Profile, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Write :func:`render_html`'s page to ``path`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    page = render_html(profile, **kwargs).encode()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_page(path, render_html(profile, **kwargs))
 
 
 def _card(i: int, name: str, stats: dict[str, Any]) -> str:
@@ -147,7 +103,7 @@ def _card(i: int, name: str, stats: dict[str, Any]) -> str:
         if "mean" in stats:
             rows += [
                 ("mean", _value(stats["mean"], time)),
-                ("std", _duration(stats["std"]) if time else _number(stats["std"])),
+                ("std", _duration(stats["std"]) if time else number(stats["std"])),
                 ("min", _value(stats["min"], time)),
                 *((q, _value(v, time)) for q, v in stats["quantiles"].items()),
                 ("max", _value(stats["max"], time)),
@@ -330,23 +286,13 @@ def _with_share(part: int, whole: int) -> str:
     return f"{part:,} ({_percent(part, whole)})"
 
 
-def _number(value: float) -> str:
-    if value != value or math.isinf(value):
-        return str(value)
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value):,}"
-    if abs(value) >= 1e6 or abs(value) < 1e-3:
-        return f"{value:.4g}"
-    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.1f}"
-
-
 def _value(value: float, time: bool, *, short: bool = False) -> str:
     if not time:
-        return _number(value)
+        return number(value)
     try:
         moment = datetime.fromtimestamp(value / 1e6, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        return _number(value)
+        return number(value)
     return moment.strftime("%Y-%m-%d" if short else "%Y-%m-%d %H:%M")
 
 
