@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mlscale.cli import commands, data, models, monitor, tokens, train
+from mlscale.cli import commands, data, models, monitor, runs, tokens, train
 from mlscale.errors import MlscaleError
 
 
@@ -35,7 +35,15 @@ def cli(ctx: click.Context, workspace: str | None) -> None:
     ctx.obj = {"workspace": workspace}
 
 
-for command in [*data.ALL, *train.ALL, *commands.ALL, *models.ALL, *tokens.ALL, *monitor.ALL]:
+for command in [
+    *data.ALL,
+    *train.ALL,
+    *runs.ALL,
+    *commands.ALL,
+    *models.ALL,
+    *tokens.ALL,
+    *monitor.ALL,
+]:
     cli.add_command(command)
 
 
