@@ -153,11 +153,12 @@ def _moves_table(moves: list[AliasEvent]) -> tuple[list[str], list[list[Any]]]:
 
 
 def _print_comparison(c: Comparison) -> None:
+    console.print(f"{c.metric} on {c.holdout}:")
     rows = [[c.challenger, "challenger", f"{c.challenger_value:.4f}"]]
     if c.holder is not None and c.holder_value is not None:
         rows.append([c.holder, f"current {c.alias}", f"{c.holder_value:.4f}"])
-    table(f"{c.metric} on {c.holdout}", ["model", "role", c.metric], rows)
-    console.print(c.describe())
+    table(None, ["model", "role", c.metric], rows)
+    console.print(c.verdict)
 
 
 @models.command("promote")

@@ -46,15 +46,11 @@ class Comparison:
         """Strictly better than the holder, by at least ``min_delta`` (or no holder to beat)."""
         return self.gain is None or (self.gain > 0 and self.gain >= self.min_delta)
 
-    def describe(self) -> str:
-        """Both figures and the verdict, in one line (kept in the alias move's reason)."""
-        figures = f"{self.metric} {self.challenger_value:.4f} for {self.challenger}"
-        if self.holder_value is None or self.gain is None:
-            return f"{figures} on {self.holdout}; no current {self.alias} to compare with"
-        figures += (
-            f" vs {self.holder_value:.4f} for {self.holder} (the current {self.alias}) "
-            f"on {self.holdout}"
-        )
+    @property
+    def verdict(self) -> str:
+        """``better by 0.0213 (higher is better)``, ``worse by ...``, or why there is none."""
+        if self.gain is None:
+            return f"no current {self.alias} to compare with"
         if self.gain < 0:
             verdict = f"worse by {-self.gain:.4f}"
         elif self.gain == 0:
@@ -63,7 +59,17 @@ class Comparison:
             verdict = f"better by {self.gain:.4f}, less than the required {self.min_delta:g}"
         else:
             verdict = f"better by {self.gain:.4f}"
-        return f"{figures}: {verdict} ({direction(self.metric)})"
+        return f"{verdict} ({direction(self.metric)})"
+
+    def describe(self) -> str:
+        """Both figures and the verdict, in one line (kept in the alias move's reason)."""
+        figures = f"{self.metric} {self.challenger_value:.4f} for {self.challenger}"
+        if self.holder_value is None:
+            return f"{figures} on {self.holdout}; {self.verdict}"
+        return (
+            f"{figures} vs {self.holder_value:.4f} for {self.holder} (the current {self.alias}) "
+            f"on {self.holdout}: {self.verdict}"
+        )
 
 
 @dataclass(frozen=True)
