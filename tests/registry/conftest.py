@@ -28,21 +28,20 @@ ROWS = 400
 Register = Callable[..., ModelVersion]
 
 
-def write_data(path: Path, seed: int = 0) -> Path:
-    """``label`` (0/1) and ``rate`` (a number) depend mostly on ``x1``, a little on ``x2``."""
+def write_data(path: Path, seed: int = 0, *, extra: bool = False) -> Path:
+    """``label`` (0/1) and ``rate`` (a number) depend mostly on ``x1``, a little on ``x2``.
+
+    ``extra`` adds a column ``x3`` that only some models use.
+    """
     rng = np.random.default_rng(seed)
-    x1, x2, noise = rng.normal(size=(3, ROWS))
-    pq.write_table(
-        pa.table(
-            {
-                "x1": x1,
-                "x2": x2,
-                "label": (x1 + 0.3 * x2 + 0.5 * noise > 0).astype(np.int64),
-                "rate": 2.0 * x1 + 0.5 * x2 + 0.5 * noise,
-            }
-        ),
-        path,
-    )
+    x1, x2, x3, noise = rng.normal(size=(4, ROWS))
+    columns = {
+        "x1": x1,
+        "x2": x2,
+        "label": (x1 + 0.3 * x2 + 0.5 * noise > 0).astype(np.int64),
+        "rate": 2.0 * x1 + 0.5 * x2 + 0.5 * noise,
+    }
+    pq.write_table(pa.table(columns | ({"x3": x3} if extra else {})), path)
     return path
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mlscale import NotFoundError, UserError, Workspace
+from mlscale import NotFoundError, SchemaError, UserError, Workspace
 from mlscale.data.datasets import read_table
 from mlscale.registry import HIGHER_IS_BETTER, TASK_METRICS, holder, load_holdout
 from mlscale.train.metrics import evaluate
-from tests.registry.conftest import Register
+from tests.registry.conftest import Register, write_data
 
 
 def test_a_worse_model_is_refused_with_both_figures(data_ws: Workspace, register: Register) -> None:
@@ -74,6 +76,36 @@ def test_the_holder_is_scored_on_the_challengers_rows(
     assert done.comparison.holder_value != pytest.approx(champion.metrics["auc"])
     holdout = load_holdout(data_ws, challenger)
     assert holdout.rows == len(rows) and holdout.dataset == "loans@1"
+
+
+def test_a_holdout_across_dataset_parts(
+    data_ws: Workspace, register: Register, tmp_path: Path
+) -> None:
+    data_ws.ingest(write_data(tmp_path / "more.parquet", seed=1), name="loans", mode="append")
+    assert len(data_ws.dataset("loans@2").parts) == 2
+    weak = register(features=["x2"], dataset="loans@2")
+    strong = register(features=["x1", "x2"], dataset="loans@2", holdout_offset=3)
+    data_ws.promote("loans", weak.version)
+    done = data_ws.promote("loans", strong.version, require_better="log_loss")
+    assert done.comparison is not None
+    assert done.comparison.challenger_value == pytest.approx(strong.metrics["log_loss"])
+    assert "the holdout of loans@2 (200 rows of loans@2)" in done.comparison.describe()
+
+
+def test_a_holder_needing_columns_the_holdout_lacks(
+    data_ws: Workspace, register: Register, tmp_path: Path
+) -> None:
+    data_ws.ingest(write_data(tmp_path / "wide.parquet", extra=True), name="wide")
+    wide = register(features=["x1", "x3"], dataset="wide@1")
+    narrow = register(features=["x1", "x2"])
+    data_ws.promote("loans", wide.version)
+    with pytest.raises(SchemaError) as exc:
+        data_ws.promote("loans", narrow.version, require_better="auc")
+    assert str(exc.value) == (
+        "model loans@1 needs feature(s) 'x3' that dataset loans@1 lacks, so it cannot be "
+        "scored on "
+        "the holdout of loans@2 (100 rows of loans@1)"
+    )
 
 
 def test_lower_is_better_for_regression_errors(data_ws: Workspace, register: Register) -> None:

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlscale.data.datasets import read_table
+from mlscale.data.schema import Schema
 from mlscale.errors import IntegrityError, SchemaError, UserError
 from mlscale.models.predictor import Predictor
 from mlscale.refs import Ref
-from mlscale.store.records import ModelVersion
+from mlscale.store.records import DatasetVersion, ModelVersion
 from mlscale.train.metrics import evaluate
 
 if TYPE_CHECKING:
@@ -44,8 +44,14 @@ class Holdout:
         return f"the holdout of {self.owner} ({self.rows:,} rows of {self.dataset})"
 
 
-def load_holdout(ws: Workspace, version: ModelVersion) -> Holdout:
-    """The holdout rows recorded by ``version``'s training run; UserError if it has none."""
+def load_holdout(
+    ws: Workspace, version: ModelVersion, *, columns: list[str] | None = None
+) -> Holdout:
+    """The holdout rows recorded by ``version``'s training run; UserError if it has none.
+
+    Only ``columns`` (those the dataset has, and always the target) are read, one part at a
+    time, so memory holds the holdout rows rather than the whole dataset.
+    """
     without = "promote it without a metric to compare on, or retrain it"
     if version.run_id is None:
         raise UserError(f"{version.ref} has no training run, so no holdout rows; {without}")
@@ -65,7 +71,9 @@ def load_holdout(ws: Workspace, version: ModelVersion) -> Holdout:
             f"{positions.min()}..{positions.max()}, but {dataset.ref} has {dataset.num_rows} rows"
         )
     target = run.params.get("target", version.signature["target"])
-    table = read_table(ws, dataset).take(pa.array(positions))
+    names = Schema.from_dict(dataset.schema).names
+    wanted = None if columns is None else [c for c in names if c in {*columns, target}]
+    table = _take(ws, dataset, np.sort(positions), wanted)
     # Rows without a label cannot be scored; training skipped them too.
     table = table.filter(pc.is_valid(table.column(target)))
     if table.num_rows == 0:
@@ -85,8 +93,8 @@ def score(ws: Workspace, version: ModelVersion, holdout: Holdout) -> dict[str, f
     missing = [n for n in names if n not in holdout.table.column_names]
     if missing:
         raise SchemaError(
-            f"{version.ref} needs feature(s) {', '.join(map(repr, missing))} that "
-            f"{holdout.dataset} lacks, so it cannot be scored on {holdout.describe()}"
+            f"model {version.ref} needs feature(s) {', '.join(map(repr, missing))} that "
+            f"dataset {holdout.dataset} lacks, so it cannot be scored on {holdout.describe()}"
         )
     prediction = Predictor.load(ws, version).predict_table(holdout.table)
     labels = holdout.table.column(holdout.target)
@@ -103,3 +111,24 @@ def score(ws: Workspace, version: ModelVersion, holdout: Holdout) -> dict[str, f
         )
     assert prediction.probabilities is not None  # a classifier always gives them
     return evaluate(signature["task"], np.asarray(codes, dtype=np.int64), prediction.probabilities)
+
+
+def _take(
+    ws: Workspace, dataset: DatasetVersion, positions: np.ndarray, columns: list[str] | None
+) -> pa.Table:
+    """The rows at sorted ``positions`` of the dataset version, reading one part at a time."""
+    schema = Schema.from_dict(dataset.schema).to_arrow()
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    pieces = []
+    start = 0
+    for sha in dataset.parts:
+        with ws.artifacts.open_verified(sha) as path:
+            part = pq.ParquetFile(path)
+            n = part.metadata.num_rows
+            lo, hi = np.searchsorted(positions, [start, start + n])
+            if hi > lo:
+                rows = pa.array(positions[lo:hi] - start)
+                pieces.append(part.read(columns=columns).take(rows))
+            start += n
+    return pa.concat_tables(pieces) if pieces else schema.empty_table()

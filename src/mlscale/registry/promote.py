@@ -140,7 +140,9 @@ def compare(
     check_metric(metric, task)
     if current is not None:
         _check_comparable(challenger, current)
-    holdout = load_holdout(ws, challenger)
+    scored = [challenger] if current is None else [challenger, current]
+    features = [f["name"] for v in scored for f in v.signature["features"]]
+    holdout = load_holdout(ws, challenger, columns=features)
     challenger_value = _figure(ws, challenger, holdout, metric)
     holder_value = _figure(ws, current, holdout, metric) if current is not None else None
     return Comparison(
