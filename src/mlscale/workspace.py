@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mlscale.registry.promote import Promotion
     from mlscale.store.artifacts import ArtifactStore
     from mlscale.store.metadata import BaseMetadataStore
-    from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion
+    from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run
     from mlscale.train.trainer import TrainResult
 
 
@@ -114,6 +114,18 @@ class Workspace:
         from mlscale.train.trainer import train
 
         return train(self, Ref.parse(dataset), target=target, **options)
+
+    def run(self, id_or_prefix: str) -> Run:
+        """The run with this id, or the one run whose id starts with it (like a git commit)."""
+        from mlscale.reports.runs import find_run
+
+        return find_run(self.metadata, id_or_prefix)
+
+    def runs(self, limit: int = 50, *, kind: str | None = None) -> list[Run]:
+        """The newest runs, newest first; a study's trials only with ``kind="trial"``."""
+        from mlscale.reports.runs import top_level_runs
+
+        return top_level_runs(self.metadata, limit, kind)
 
     def model(self, ref: str) -> ModelVersion:
         return self.metadata.get_model_version(Ref.parse(ref))

@@ -25,7 +25,7 @@ def test_a_run_is_found_by_its_id_or_a_unique_prefix(ws: Workspace) -> None:
         for n in range(1, 33)
         if sum(r.id.startswith(target.id[:n]) for r in made) == 1
     )
-    assert find_run(store, unique).id == target.id
+    assert find_run(store, unique).id == target.id == ws.run(unique).id
     assert find_run(store, target.id[:12].upper()).id == target.id
     with pytest.raises(NotFoundError, match="no run id starts with 'zz' \\(newest runs: "):
         find_run(store, "zz")
@@ -42,6 +42,7 @@ def test_trials_stay_with_their_study(ws: Workspace) -> None:
     ]
     solo = store.create_run("train", params={}, dataset=None)
     assert [r.id for r in top_level_runs(store, 10)] == [solo.id, study.id]
+    assert [r.id for r in ws.runs()] == [solo.id, study.id]
     assert [r.id for r in top_level_runs(store, 1)] == [solo.id]
     # Even when the trials are the newest runs, a short page still finds the study behind them.
     late = store.create_run("trial", params={"n": 5}, dataset=None, parent_id=study.id)

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from mlscale.cli.output import console, print_json, table
 from mlscale.errors import UserError
-from mlscale.reports import evaluation_page, find_run, load_json, runs_page, write_page
+from mlscale.reports import evaluation_page, load_json, runs_page, write_page
 from mlscale.reports.html import number, text
 from mlscale.reports.runs import (
     environment_rows,
@@ -23,7 +23,6 @@ from mlscale.reports.runs import (
     param_rows,
     seconds,
     short_id,
-    top_level_runs,
     trials,
 )
 from mlscale.store.records import Run
@@ -64,7 +63,7 @@ def runs_list(ctx: click.Context, kind: str | None, limit: int, as_json: bool) -
     if limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
     ws = _ws(ctx)
-    found = top_level_runs(ws.metadata, limit, kind)
+    found = ws.runs(limit, kind=kind)
     studies = {r.id: len(trials(ws.metadata, r)) for r in found if r.kind == "tune"}
     if as_json:
         print_json(
@@ -109,7 +108,7 @@ def runs_list(ctx: click.Context, kind: str | None, limit: int, as_json: bool) -
 def runs_show(ctx: click.Context, run_ref: str, as_json: bool, html_path: str | None) -> None:
     """One run: params, metrics, environment, dataset, artifacts and the model it produced."""
     ws = _ws(ctx)
-    run = find_run(ws.metadata, run_ref)
+    run = ws.run(run_ref)
     children = trials(ws.metadata, run) if run.kind == "tune" else []
     if html_path:
         evaluation = load_json(ws.artifacts, run, "evaluation")
@@ -187,7 +186,7 @@ def runs_compare(
     if len(run_refs) < 2:
         raise UserError("compare needs at least two runs, e.g. mlscale runs compare 3f2a 9b1c")
     ws = _ws(ctx)
-    chosen = [find_run(ws.metadata, ref) for ref in run_refs]
+    chosen = [ws.run(ref) for ref in run_refs]
     if len({r.id for r in chosen}) < len(chosen):
         raise UserError(f"the same run is given twice in {' '.join(run_refs)}")
     if html_path:
