@@ -157,3 +157,16 @@ def test_heatmap_shades_rows_by_their_own_share() -> None:
     fills = re.findall(r'fill="(#[0-9a-f]{6})"', svg)
     assert len(fills) == 4 and fills[2] == fills[3]  # 50% and 50% in the small row
     assert fills[0] != fills[2] and "90.0%" in svg and "50.0%" in svg
+
+
+def test_reports_lists_its_public_names() -> None:
+    import types
+
+    import mlscale.reports as reports
+
+    public = {
+        n
+        for n, v in vars(reports).items()
+        if not n.startswith("_") and not isinstance(v, types.ModuleType)
+    }
+    assert public == set(reports.__all__)
