@@ -95,8 +95,9 @@ def promote(
 
     With ``require_better`` (a metric such as ``auc`` or ``rmse``), the challenger and the
     current holder of the alias are both scored on the challenger's holdout rows; the move is
-    refused (UserError with both figures) unless the challenger is better by more than
-    ``min_delta``, and the figures are kept in the move's reason when it passes.
+    refused (UserError with both figures) unless the challenger is strictly better, by at least
+    ``min_delta``; the figures are kept in the move's reason when it passes. Promoting the
+    version the alias already points at changes nothing (``event`` is None).
     """
     check_alias(alias)
     if min_delta < 0:
