@@ -6,11 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mlscale import Workspace
-from mlscale.train.evaluation import evaluation_details
 from tests.e2e.conftest import run_cli
 
 
@@ -38,13 +36,6 @@ def project(tmp_path_factory: pytest.TempPathFactory, loans_csv: Path) -> Projec
         folds=3,
         params={"num_boost_round": 15, "num_leaves": 15},
     )
-    # What the trainer will store as "evaluation": details of the holdout predictions.
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 400)
-    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 400), 0, 1)
-    details = evaluation_details("binary", y, np.c_[1 - p, p], [False, True])
-    sha = ws.artifacts.put_bytes(json.dumps(details).encode())
-    ws.metadata.log_run_artifact(first.run.id, "evaluation", sha)
     # A tuning study and its trials, as the store records them.
     study = ws.metadata.create_run("tune", params={"model": "lightgbm"}, dataset="loans@1")
     for leaves in (7, 31):
@@ -88,10 +79,10 @@ def test_runs_show_prints_the_run_and_writes_its_page(project: Project, tmp_path
     kfold = run_cli(project.root, "runs", "show", project.kfold, "--json", "--html", str(page))
     record = json.loads(kfold.stdout)
     assert record["id"] == project.kfold and record["env"]["model_version"] == "loans@2"
-    assert set(record["artifacts"]) == {"curves"}
+    assert set(record["artifacts"]) == {"curves", "evaluation"}
     html = page.read_text()
-    assert "no evaluation recorded" in html
-    assert html.count("<polyline") == 3  # a learning curve per fold
+    assert 'aria-label="confusion matrix"' in html  # of the out-of-fold predictions
+    assert html.count("<polyline") >= 3  # a learning curve per fold, and the ROC/PR curves
 
     study = run_cli(project.root, "runs", "show", project.study)
     assert study.returncode == 0 and "trials (2)" in study.stdout

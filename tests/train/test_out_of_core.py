@@ -30,7 +30,7 @@ def test_streamed_training_matches_in_memory_quality(loans: Workspace, model: st
     run = loans.metadata.get_run(streamed.run.id)
     assert run.params["out_of_core"] is True and run.env["peak_rss_mib"] > 0
     assert streamed.rows_train + streamed.rows_test == loans.dataset("loans@1").num_rows
-    assert len(run.artifacts) == 2 and len(run.artifacts) == len({"holdout", "curves"})
+    assert set(run.artifacts) == {"holdout", "curves", "evaluation"}
     predictor = loans.predictor(streamed.model.ref)  # servable like any other version
     rows = read_table(loans, loans.dataset("loans@1")).slice(0, 5)
     assert len(predictor.predict_table(rows).predictions) == 5

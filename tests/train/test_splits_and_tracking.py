@@ -27,6 +27,10 @@ def test_the_run_records_its_holdout_curves_and_environment(loans: Workspace) ->
     curves = json.loads(loans.artifacts.get_bytes(run.artifacts["curves"]))
     assert len(curves["valid_loss"]) == 40 and curves["valid_loss"][-1] < curves["valid_loss"][0]
     assert run.params["seed"] == 42 and run.params["split"] == "holdout"
+    evaluation = json.loads(loans.artifacts.get_bytes(run.artifacts["evaluation"]))
+    assert evaluation["rows"] == result.rows_test
+    assert sum(map(sum, evaluation["confusion_matrix"]["matrix"])) == result.rows_test
+    assert "well_calibrated" in evaluation["calibration"]
     assert run.env["git"] is None or len(run.env["git"]["commit"]) == 40
     assert run.env["peak_rss_mib"] > 0 and run.env["fit_seconds"] > 0 and "gpus" in run.env
 

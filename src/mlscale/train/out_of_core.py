@@ -40,6 +40,7 @@ from mlscale.errors import SchemaError, UserError
 from mlscale.models.base import BaseModel, adapter_class
 from mlscale.models.signature import FeatureEncoder, Signature
 from mlscale.refs import Ref, check_name
+from mlscale.train.evaluation import evaluation_details
 from mlscale.train.metrics import evaluate
 from mlscale.train.task import choose_features, infer_task
 from mlscale.train.trainer import TrainResult, failed_run_recorded, register
@@ -160,7 +161,8 @@ def train_out_of_core(
         num_classes = len(signature.classes)
         fit = {"lightgbm": _fit_lightgbm, "xgboost": _fit_xgboost}.get(model, _fit_linear)
         fit(adapter, spill, (Xh, yh), num_classes, seed, lambda step: report("iterations", step))
-        metrics = evaluate(signature.task, yh, adapter.predict(Xh.astype(np.float64)))
+        predicted = adapter.predict(Xh.astype(np.float64))
+        metrics = evaluate(signature.task, yh, predicted)
         return register(
             ws,
             run,
@@ -171,6 +173,7 @@ def train_out_of_core(
             reference=reference.finish(),
             holdout_rows=rows_h,
             curves=adapter.curves_,
+            evaluation=evaluation_details(signature.task, yh, predicted, signature.classes),
             rows_train=spill.rows_train,
             rows_without_target=spill.rows_without_target,
             env={

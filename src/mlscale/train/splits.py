@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from mlscale.errors import UserError
 
@@ -36,6 +35,8 @@ def can_stratify(y: np.ndarray, parts: int = 2) -> bool:
 
 def holdout_split(y: np.ndarray, *, test_size: float, seed: int, stratify: bool) -> Split:
     """A random holdout of ``test_size`` of the rows, stratified by class when asked and possible."""
+    from sklearn.model_selection import train_test_split  # heavy: imported when used
+
     rows = np.arange(len(y))
     labels = y if stratify and can_stratify(y) else None
     train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
@@ -46,6 +47,8 @@ def kfold_splits(y: np.ndarray, *, folds: int, seed: int, stratify: bool) -> lis
     """``folds`` disjoint test folds covering every row once."""
     if not 2 <= folds <= len(y):
         raise UserError(f"--folds must be between 2 and the number of rows ({len(y)}), got {folds}")
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     rows = np.arange(len(y))
     if stratify and can_stratify(y, folds):
         splitter = StratifiedKFold(folds, shuffle=True, random_state=seed).split(rows, y)

@@ -26,6 +26,7 @@ from mlscale.models.signature import Signature
 from mlscale.refs import Ref, check_name
 from mlscale.store.records import ModelVersion, Run
 from mlscale.train.environment import capture_environment, peak_rss_mib
+from mlscale.train.evaluation import evaluation_details
 from mlscale.train.metrics import evaluate
 from mlscale.train.prepare import Prepared, prepare
 from mlscale.train.splits import SPLITS, Split, holdout_split, kfold_splits, time_split
@@ -161,6 +162,7 @@ def train(
             reference=reference,
             holdout_rows=holdout,
             curves=fitted.curves,
+            evaluation=fitted.evaluation,
             rows_train=len(fitted.train_rows),
             rows_without_target=prepared.rows_without_target,
             env={"fit_seconds": fit_seconds},
@@ -190,11 +192,14 @@ def register(
     reference: Profile,
     holdout_rows: np.ndarray | None,
     curves: dict[str, Any],
+    evaluation: dict[str, Any],
     rows_train: int,
     rows_without_target: int,
     env: dict[str, Any],
 ) -> TrainResult:
     """Store the run's artifacts and the model, register the version and finish the run."""
+    evaluation_sha = ws.artifacts.put_bytes(json.dumps(evaluation).encode())
+    ws.metadata.log_run_artifact(run.id, "evaluation", evaluation_sha)
     if holdout_rows is not None:
         rows = ws.artifacts.put_bytes(_rows(holdout_rows))
         ws.metadata.log_run_artifact(run.id, "holdout", rows)
@@ -243,6 +248,7 @@ class _Fitted:
     train_rows: np.ndarray  # positions in ``Prepared`` of the rows the final model saw
     holdout_rows: np.ndarray | None  # positions in ``Prepared`` of the holdout (None: k-fold)
     curves: dict[str, Any]
+    evaluation: dict[str, Any]  # holdout (or out-of-fold) details for the run's page
 
 
 def _init_model(ws: Workspace, ref: str | None) -> _Start | None:
@@ -285,23 +291,33 @@ def _fit_and_evaluate(
 ) -> _Fitted:
     X, y, task = prepared.X, prepared.y, prepared.task
     init = start.predictor.model if start else None
+    classes = prepared.signature.classes
     if split == "kfold":
         fold_metrics, fold_curves = [], []
+        out_of_fold: np.ndarray | None = None
         for fold in kfold_splits(y, folds=folds, seed=seed, stratify=task != "regression"):
             adapter = _fit(new_adapter(), prepared, fold, seed, init, progress)
-            fold_metrics.append(evaluate(task, y[fold.test], adapter.predict(X[fold.test])))
+            predicted = adapter.predict(X[fold.test])
+            if out_of_fold is None:
+                out_of_fold = np.zeros((len(y), *predicted.shape[1:]))
+            out_of_fold[fold.test] = predicted
+            fold_metrics.append(evaluate(task, y[fold.test], predicted))
             fold_curves.append(adapter.curves_)
         final = new_adapter().fit(X, y, num_classes=prepared.num_classes, seed=seed, init_from=init)
         metrics = _mean_and_std(fold_metrics)
-        return _Fitted(final, metrics, np.arange(len(y)), None, {"folds": fold_curves})
+        assert out_of_fold is not None
+        evaluation = evaluation_details(task, y, out_of_fold, classes) | {"rows_kind": "oof"}
+        return _Fitted(final, metrics, np.arange(len(y)), None, {"folds": fold_curves}, evaluation)
     if split == "time":
         assert time_column is not None
         chosen = time_split(prepared.times(time_column), test_size=test_size)
     else:
         chosen = holdout_split(y, test_size=test_size, seed=seed, stratify=task != "regression")
     adapter = _fit(new_adapter(), prepared, chosen, seed, init, progress)
-    metrics = evaluate(task, y[chosen.test], adapter.predict(X[chosen.test]))
-    return _Fitted(adapter, metrics, chosen.train, chosen.test, adapter.curves_)
+    predicted = adapter.predict(X[chosen.test])
+    metrics = evaluate(task, y[chosen.test], predicted)
+    evaluation = evaluation_details(task, y[chosen.test], predicted, classes)
+    return _Fitted(adapter, metrics, chosen.train, chosen.test, adapter.curves_, evaluation)
 
 
 def _fit(
