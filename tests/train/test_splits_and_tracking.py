@@ -10,6 +10,7 @@ import pytest
 
 from mlscale import SchemaError, UserError, Workspace
 from mlscale.data.datasets import read_table
+from mlscale.monitor import load_reference
 
 
 @pytest.fixture
@@ -31,6 +32,12 @@ def test_the_run_records_its_holdout_curves_and_environment(loans: Workspace) ->
     assert evaluation["rows"] == result.rows_test
     assert sum(map(sum, evaluation["confusion_matrix"]["matrix"])) == result.rows_test
     assert "well_calibrated" in evaluation["calibration"]
+    reference = load_reference(loans, result.model)  # the monitor's: features and outputs
+    assert set(reference.features) == set(
+        result.model.signature["features"][i]["name"]
+        for i in range(len(result.model.signature["features"]))
+    )
+    assert reference.outputs and reference.rows == result.rows_train
     assert run.env["git"] is None or len(run.env["git"]["commit"]) == 40
     assert run.env["peak_rss_mib"] > 0 and run.env["fit_seconds"] > 0 and "gpus" in run.env
 

@@ -4,10 +4,13 @@ Numeric columns get fixed bin edges: ``edges[0]`` sits just below the reference 
 ``edges[-1]`` is its maximum, so bin 0 holds values below the training range and the last bin
 values above it (out of range), and in between each bin holds ``edges[i-1] < v <= edges[i]``. The
 inner edges are the 1/20 .. 19/20 quantiles, or every distinct value when there are at most
-``DISCRETE_VALUES`` (a count or a code gets a bin per value). The reference also keeps the
-counts on those bins, the missing count, a KLL sketch, mean/std/min/max and a uniform sample of
-``REFERENCE_SAMPLE`` values (for exact tests). Categorical columns keep each category's count,
-the count of values beyond the kept categories (``unseen``) and the missing count.
+``DISCRETE_VALUES`` (a count or a code gets a bin per value); PSI and Jensen-Shannon use these
+bins. Finer bins (the same edges plus the 1/200 .. 199/200 quantiles) carry counts and sums:
+Kolmogorov-Smirnov is read off their cumulative counts, Wasserstein off their masses placed at
+each bin's mean. The reference also keeps the missing count, mean/std/min/max and a uniform
+sample of ``REFERENCE_SAMPLE`` values (for an exact KS test). Categorical columns keep each
+category's count, the count of values beyond the kept categories (``unseen``) and the missing
+count.
 
 Predictions are columns too, named as in the prediction log: ``prediction`` (the label of a
 classifier, the value of a regressor) and ``proba.<class>`` (the positive class only for a binary
@@ -16,7 +19,8 @@ classifier, every class otherwise).
 Live windows are counted on exactly these bins (:mod:`mlscale.monitor.summary`), so comparing a
 window with its reference costs O(bins). :func:`build_reference` makes one from the training rows
 (the trainer stores its JSON in the artifact store); :func:`load_reference` falls back to deriving
-one from the plain training profile of versions trained before references existed.
+one from the plain training profile of versions trained before references existed (from its
+exact value counts, else its KLL sketch).
 """
 
 from __future__ import annotations
@@ -29,16 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasketches import kll_doubles_sketch
 
-from mlscale.data.profile import (
-    KLL_K,
-    MAX_CATEGORIES,
-    Profile,
-    category_values,
-    numeric_values,
-)
-from mlscale.data.sketches import feed_counts, kll_from_text
+from mlscale.data.profile import MAX_CATEGORIES, Profile, category_values, numeric_values
+from mlscale.data.sketches import kll_from_text
 from mlscale.errors import IntegrityError, NotFoundError, SchemaError
 from mlscale.models.signature import Signature
 
@@ -48,6 +45,7 @@ if TYPE_CHECKING:
 
 FORMAT = "mlscale.reference/1"
 NUMERIC_BINS = 20
+FINE_BINS = 200
 DISCRETE_VALUES = 30
 REFERENCE_SAMPLE = 5_000
 FEATURE_PREFIX = "f."  # feature columns in the prediction log
@@ -55,16 +53,18 @@ FEATURE_PREFIX = "f."  # feature columns in the prediction log
 
 @dataclass
 class NumericReference:
-    """Bins, counts and sketches of one numeric column (see the module docstring)."""
+    """Bins, counts and a sample of one numeric column (see the module docstring)."""
 
-    edges: np.ndarray
-    counts: np.ndarray  # len(edges) + 1 bins
+    edges: np.ndarray  # coarse bins, for PSI and Jensen-Shannon
+    counts: np.ndarray  # len(edges) + 1
     missing: int
     mean: float
     std: float
     min: float
     max: float
-    kll: kll_doubles_sketch | None
+    fine_edges: np.ndarray  # the coarse edges and the 1/200 .. 199/200 quantiles, for KS and W
+    fine_counts: np.ndarray  # len(fine_edges) + 1
+    fine_sums: np.ndarray  # the sum of the values in each fine bin (their means place the mass)
     sample: np.ndarray | None
     kind: str = "numeric"
 
@@ -79,6 +79,11 @@ class NumericReference:
             return self.std
         return float(self.max - self.min) if self.max > self.min else 1.0
 
+    @property
+    def coarse_starts(self) -> np.ndarray:
+        """For ``np.add.reduceat``: the first fine bin of each coarse bin."""
+        return np.concatenate([[0], np.searchsorted(self.fine_edges, self.edges) + 1])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "numeric",
@@ -89,7 +94,9 @@ class NumericReference:
             "std": self.std,
             "min": self.min,
             "max": self.max,
-            "kll": _b64(self.kll.serialize()) if self.kll is not None else None,
+            "fine_edges": self.fine_edges.tolist(),
+            "fine_counts": self.fine_counts.tolist(),
+            "fine_sums": self.fine_sums.tolist(),
             "sample": _b64(self.sample.astype("<f8").tobytes())
             if self.sample is not None
             else None,
@@ -105,13 +112,26 @@ class NumericReference:
             std=d["std"],
             min=d["min"],
             max=d["max"],
-            kll=kll_doubles_sketch.deserialize(base64.b64decode(d["kll"])) if d["kll"] else None,
+            fine_edges=np.array(d["fine_edges"], dtype=np.float64),
+            fine_counts=np.array(d["fine_counts"], dtype=np.int64),
+            fine_sums=np.array(d["fine_sums"], dtype=np.float64),
             sample=(
                 np.frombuffer(base64.b64decode(d["sample"]), dtype="<f8").copy()
                 if d["sample"]
                 else None
             ),
         )
+
+
+def fine_histogram(xs: np.ndarray, fine_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and sums of the *sorted* values ``xs`` on the bins of ``fine_edges``.
+
+    >>> fine_histogram(np.array([1.0, 2.0, 2.0, 9.0]), np.array([0.5, 2.0, 5.0]))
+    (array([0, 3, 0, 1]), array([0., 5., 0., 9.]))
+    """
+    ends = np.concatenate([[0], np.searchsorted(xs, fine_edges, side="right"), [len(xs)]])
+    sums = np.concatenate([[0.0], np.cumsum(xs)])[ends]
+    return np.diff(ends), np.diff(sums)
 
 
 @dataclass
@@ -278,27 +298,32 @@ def numeric_reference(
     nan = np.isnan(x)
     if nan.any():
         x, missing = x[~nan], missing + int(nan.sum())
-    kll = kll_doubles_sketch(KLL_K)
     if not len(x):
+        empty, one = np.empty(0), np.zeros(1, np.int64)
         return NumericReference(
-            np.empty(0), np.zeros(1, np.int64), missing, 0.0, 0.0, 0.0, 0.0, kll, None
+            empty, one, missing, 0.0, 0.0, 0.0, 0.0, empty, one, one * 0.0, None
         )
-    kll.update(x if x.flags.writeable else x.copy())
-    lo, hi = float(x.min()), float(x.max())
-    head = np.unique(x[:65_536])
-    distinct = np.unique(x) if len(head) <= DISCRETE_VALUES else head
-    if len(distinct) <= DISCRETE_VALUES:
-        inner = distinct
+    xs = np.sort(x)
+    lo, hi = float(xs[0]), float(xs[-1])
+    distinct = np.unique(xs[: min(len(xs), 1 << 20)]) if len(xs) else xs
+    if len(distinct) <= DISCRETE_VALUES and len(np.unique(xs)) <= DISCRETE_VALUES:
+        edges = fine = np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], np.unique(xs)]))
     else:
-        inner = np.quantile(x, np.arange(1, NUMERIC_BINS) / NUMERIC_BINS)
-    edges = np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], inner, [hi]]))
-    counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=len(edges) + 1)
+        edges = _edges(lo, hi, np.quantile(xs, np.arange(1, NUMERIC_BINS) / NUMERIC_BINS))
+        fine = np.union1d(edges, np.quantile(xs, np.arange(1, FINE_BINS) / FINE_BINS))
+    counts, _ = fine_histogram(xs, edges)
+    fine_counts, fine_sums = fine_histogram(xs, fine)
     rng = rng if rng is not None else np.random.default_rng(0)
     sample = x if len(x) <= REFERENCE_SAMPLE else rng.choice(x, REFERENCE_SAMPLE, replace=False)
     return NumericReference(
-        edges, counts.astype(np.int64), missing, float(x.mean()), float(x.std()), lo, hi, kll,
-        np.array(sample, dtype=np.float64),
+        edges, counts, missing, float(x.mean()), float(x.std()), lo, hi, fine, fine_counts,
+        fine_sums, np.array(sample, dtype=np.float64),
     )  # fmt: skip
+
+
+def _edges(lo: float, hi: float, inner: np.ndarray) -> np.ndarray:
+    """Just below the minimum, the inner cuts, the maximum: bins 0 and -1 are out of range."""
+    return np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], inner, [hi]]))
 
 
 def categorical_reference(
@@ -347,57 +372,80 @@ def _numeric_from_stats(stats: dict[str, Any]) -> NumericReference:
         return numeric_reference(np.empty(0), stats["missing"])
     lo, hi = float(stats["min"]), float(stats["max"])
     sketch = stats.get("sketch", {})
-    kll: kll_doubles_sketch | None = None
-    if "kll" in sketch:
-        kll = kll_from_text(sketch["kll"])
-        inner = np.array(kll.get_quantiles(list(np.arange(1, NUMERIC_BINS) / NUMERIC_BINS)))
-        edges = np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], inner, [hi]]))
-        cdf = np.array(kll.get_cdf(list(edges), inclusive=True))
-        cum = np.round(cdf * n).astype(np.int64)
-        cum[-1] = n
-        counts = np.diff(cum, prepend=0)
-    elif "values" in sketch:
+    if "values" in sketch:  # exact value counts: the reference of exactly those values
         values = np.array(sketch["values"], dtype=np.float64)
         weights = np.array(sketch["counts"], dtype=np.int64)
-        kll = kll_doubles_sketch(KLL_K)
-        feed_counts(kll, values, weights)
         if len(values) <= DISCRETE_VALUES:
-            inner = values
-        else:  # exact quantiles of the counted values (the sketch's would be randomised)
+            edges = fine = _edges(lo, hi, values)
+        else:
             cum = np.cumsum(weights)
-            ranks = np.arange(1, NUMERIC_BINS) / NUMERIC_BINS * cum[-1]
-            inner = values[np.minimum(np.searchsorted(cum, ranks, side="left"), len(values) - 1)]
-        edges = np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], inner, [hi]]))
-        bins = np.searchsorted(edges, values, side="left")
-        counts = np.bincount(bins, weights=weights, minlength=len(edges) + 1).astype(np.int64)
-    else:  # a profile written before sketches were stored: its ten histogram bins
-        hist = stats["histogram"]
-        edges = np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], hist["cuts"], [hi]]))
-        counts = np.array([0, *hist["counts"], 0], dtype=np.int64)
-        if len(counts) != len(edges) + 1:
-            raise SchemaError("the training profile's histogram does not match its range")
+
+            def quantiles(k: int) -> np.ndarray:
+                ranks = np.arange(1, k) / k * cum[-1]
+                return values[np.minimum(np.searchsorted(cum, ranks), len(values) - 1)]
+
+            edges = _edges(lo, hi, quantiles(NUMERIC_BINS))
+            fine = np.union1d(edges, quantiles(FINE_BINS))
+        bins = np.searchsorted(fine, values, side="left")
+        fine_counts = np.bincount(bins, weights=weights, minlength=len(fine) + 1).astype(np.int64)
+        fine_sums = np.bincount(bins, weights=weights * values, minlength=len(fine) + 1)
+    else:
+        if "kll" in sketch:  # quantiles and bin counts from the sketch (within ~1.7% of rank)
+            kll = kll_from_text(sketch["kll"])
+            edges = _edges(lo, hi, np.array(kll.get_quantiles(list(_probs(NUMERIC_BINS)))))
+            fine = np.union1d(edges, kll.get_quantiles(list(_probs(FINE_BINS))))
+            cum = np.round(np.array(kll.get_cdf(list(fine), inclusive=True)) * n).astype(np.int64)
+            cum[-1] = n
+            fine_counts = np.diff(cum, prepend=0)
+        else:  # a profile written before sketches were stored: its ten histogram bins
+            hist = stats["histogram"]
+            edges = fine = _edges(lo, hi, np.array(hist["cuts"], dtype=np.float64))
+            fine_counts = np.array([0, *hist["counts"], 0], dtype=np.int64)
+            if len(fine_counts) != len(fine) + 1:
+                raise SchemaError("the training profile's histogram does not match its range")
+        # Without the values, each bin's mass sits at its middle.
+        middles = np.concatenate([[lo], (fine[:-1] + fine[1:]) / 2, [hi]])
+        fine_sums = fine_counts * middles
+    starts = np.concatenate([[0], np.searchsorted(fine, edges) + 1])
     return NumericReference(
-        edges,
-        counts,
-        stats["missing"],
-        float(stats["mean"]),
-        float(stats["std"]),
-        lo,
-        hi,
-        kll,
-        None,
-    )
+        edges, np.add.reduceat(fine_counts, starts), stats["missing"], float(stats["mean"]),
+        float(stats["std"]), lo, hi, fine, fine_counts, fine_sums, None,
+    )  # fmt: skip
+
+
+def _probs(k: int) -> np.ndarray:
+    return np.arange(1, k) / k
+
+
+def attach_reference(ws: Workspace, version: ModelVersion, reference: Reference) -> str:
+    """Store ``reference`` as the drift reference of ``version`` (one trained before references
+    were recorded, or a better one); returns its artifact sha. Summaries counted on the old
+    bins must be rebuilt (``mlscale monitor update NAME --rebuild``).
+    """
+    from mlscale.monitor.store import open_store
+
+    sha = ws.artifacts.put_bytes(reference.to_json())
+    with open_store(ws) as store, store.transaction():
+        store.attach_reference(version.name, version.version, sha)
+    return sha
 
 
 def load_reference(ws: Workspace, version: ModelVersion) -> Reference:
-    """The version's stored reference, else one derived from its training profile.
+    """The version's reference: the one recorded at training, else one attached later
+    (:func:`attach_reference`), else one derived from its training profile.
 
-    Raises :class:`NotFoundError` naming the version when it has neither.
+    Raises :class:`NotFoundError` naming the version when it has none.
     """
     from mlscale.data.datasets import read_profile
+    from mlscale.monitor.store import open_store
 
     signature = Signature.from_dict(version.signature)
-    sha = getattr(version, "reference_sha", None)  # set by trainers that build a full reference
+    sha = None
+    if version.run_id:  # the trainer stores the full reference as its run's "reference" artifact
+        sha = ws.metadata.get_run(version.run_id).artifacts.get("reference")
+    if not sha:
+        with open_store(ws) as store:
+            sha = store.attached_reference(version.name, version.version)
     try:
         if sha:
             return Reference.from_json(ws.artifacts.get_bytes(sha))

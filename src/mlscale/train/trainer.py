@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +34,8 @@ from mlscale.train.splits import SPLITS, Split, holdout_split, kfold_splits, tim
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
+
+REFERENCE_ROWS = 100_000
 
 #: Told of training progress: (iteration, planned iterations or None, that iteration's metrics).
 ProgressCallback = Callable[[int, int | None, dict[str, float]], None]
@@ -66,6 +69,9 @@ def train(
     init_from: str | None = None,
     out_of_core: bool = False,
     progress: ProgressCallback | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int = 2,
 ) -> TrainResult:
     """Split, fit, evaluate, and register ``name`` (default: the dataset's name).
 
@@ -74,7 +80,12 @@ def train(
     then the model is refit on every row). ``init_from`` (``name@version``) continues training
     that model on this data, with its features and classes. ``out_of_core`` streams the dataset
     instead of loading it (:mod:`mlscale.train.out_of_core`; random holdout only).
+    ``backend="ray"`` fits lightgbm or xgboost data-parallel on ``workers`` Ray Train workers,
+    on the cluster at ``address`` or on Ray started in this process (:mod:`mlscale.compute.ray`).
     """
+    compute = _Compute(backend, address, workers)
+    if out_of_core and backend != "local":
+        raise UserError("out-of-core training runs locally; leave out --backend ray")
     if out_of_core:
         if split != "holdout" or init_from:
             raise UserError("out-of-core training supports --split holdout, without --init-from")
@@ -102,6 +113,7 @@ def train(
     cls = adapter_class(model)
     params = cls.check_params(params or {}, name=model)
     _check_split(split, test_size, folds, time_column)
+    compute.check(model)
     if start is not None and adapter_class(start.version.flavor) is not cls:
         raise UserError(
             f"cannot continue {start.version.ref} ({start.version.flavor}) as model {model!r}; "
@@ -138,20 +150,25 @@ def train(
             "hyperparameters": new_adapter().effective_params(),
             "features": signature.feature_names,
             "excluded": signature.excluded,
+            "backend": backend,
+            "workers": workers if backend == "ray" else None,
         },
         dataset=prepared.dataset.ref,
     )
     started = time.perf_counter()
     with failed_run_recorded(ws, run):
         fitted = _fit_and_evaluate(
-            prepared, new_adapter, split, test_size, folds, time_column, seed, start, progress
-        )
+            prepared, new_adapter, split, test_size, folds, time_column, seed, start, progress,
+            compute,
+        )  # fmt: skip
         fit_seconds = time.perf_counter() - started
         reference = profile_table(
             prepared.table.take(pa.array(fitted.train_rows)).select(signature.feature_names),
             signature.input_schema(),
         )
         holdout = None if fitted.holdout_rows is None else prepared.rows[fitted.holdout_rows]
+        drift_reference = _drift_reference(prepared, fitted, seed)
+        ws.metadata.log_run_artifact(run.id, "reference", ws.artifacts.put_bytes(drift_reference))
         return register(
             ws,
             run,
@@ -241,6 +258,34 @@ class _Start:
         return "logistic" if self.version.flavor == "linear" else self.version.flavor
 
 
+@dataclass(frozen=True)
+class _Compute:
+    """Where fitting runs: ``local`` (this process) or ``ray`` (data-parallel, Ray Train)."""
+
+    backend: str
+    address: str | None
+    workers: int
+
+    def check(self, model: str) -> None:
+        """Refuse what cannot run; connect to Ray now, so a bad address fails before any work."""
+        from mlscale.compute import check_backend
+
+        check_backend(self.backend, self.address)
+        if self.backend == "ray":
+            from mlscale.compute.ray import check_distributed, connect
+
+            check_distributed(model, self.workers)
+            connect(self.address)
+
+    def fit(self, adapter: BaseModel) -> Callable[..., BaseModel]:
+        """``adapter.fit``, or the same call run data-parallel on Ray."""
+        if self.backend == "local":
+            return adapter.fit
+        from mlscale.compute.ray import fit_distributed
+
+        return partial(fit_distributed, adapter, workers=self.workers, address=self.address)
+
+
 @dataclass
 class _Fitted:
     adapter: BaseModel
@@ -288,6 +333,7 @@ def _fit_and_evaluate(
     seed: int,
     start: _Start | None,
     progress: ProgressCallback | None,
+    compute: _Compute,
 ) -> _Fitted:
     X, y, task = prepared.X, prepared.y, prepared.task
     init = start.predictor.model if start else None
@@ -296,14 +342,15 @@ def _fit_and_evaluate(
         fold_metrics, fold_curves = [], []
         out_of_fold: np.ndarray | None = None
         for fold in kfold_splits(y, folds=folds, seed=seed, stratify=task != "regression"):
-            adapter = _fit(new_adapter(), prepared, fold, seed, init, progress)
+            adapter = _fit(new_adapter(), prepared, fold, seed, init, progress, compute)
             predicted = adapter.predict(X[fold.test])
             if out_of_fold is None:
                 out_of_fold = np.zeros((len(y), *predicted.shape[1:]))
             out_of_fold[fold.test] = predicted
             fold_metrics.append(evaluate(task, y[fold.test], predicted))
             fold_curves.append(adapter.curves_)
-        final = new_adapter().fit(X, y, num_classes=prepared.num_classes, seed=seed, init_from=init)
+        fit_all = compute.fit(new_adapter())
+        final = fit_all(X, y, num_classes=prepared.num_classes, seed=seed, init_from=init)
         metrics = _mean_and_std(fold_metrics)
         assert out_of_fold is not None
         evaluation = evaluation_details(task, y, out_of_fold, classes) | {"rows_kind": "oof"}
@@ -313,7 +360,7 @@ def _fit_and_evaluate(
         chosen = time_split(prepared.times(time_column), test_size=test_size)
     else:
         chosen = holdout_split(y, test_size=test_size, seed=seed, stratify=task != "regression")
-    adapter = _fit(new_adapter(), prepared, chosen, seed, init, progress)
+    adapter = _fit(new_adapter(), prepared, chosen, seed, init, progress, compute)
     predicted = adapter.predict(X[chosen.test])
     metrics = evaluate(task, y[chosen.test], predicted)
     evaluation = evaluation_details(task, y[chosen.test], predicted, classes)
@@ -327,6 +374,7 @@ def _fit(
     seed: int,
     init: BaseModel | None,
     progress: ProgressCallback | None,
+    compute: _Compute,
 ) -> BaseModel:
     planned = None
     if adapter.iterations_param is not None:
@@ -338,7 +386,7 @@ def _fit(
         return False
 
     X, y = prepared.X, prepared.y
-    return adapter.fit(
+    return compute.fit(adapter)(
         X[split.train],
         y[split.train],
         num_classes=prepared.num_classes,
@@ -347,6 +395,20 @@ def _fit(
         on_iteration=report,
         init_from=init,
     )
+
+
+def _drift_reference(prepared: Prepared, fitted: _Fitted, seed: int) -> bytes:
+    """The monitor's reference: training rows (a sample of at most ``REFERENCE_ROWS``) on fixed
+    bins, and the model's outputs on them, so live traffic and predictions can be compared."""
+    from mlscale.monitor.reference import build_reference
+
+    rows = fitted.train_rows
+    if len(rows) > REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, REFERENCE_ROWS, replace=False))
+    signature = prepared.signature
+    table = prepared.table.take(pa.array(rows)).select(signature.feature_names)
+    outputs = fitted.adapter.predict(prepared.X[rows])
+    return build_reference(table, signature, outputs, seed=seed).to_json()
 
 
 def _mean_and_std(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
