@@ -48,7 +48,7 @@ def log_traffic(
             )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model_ws(tmp_path_factory: pytest.TempPathFactory, loans_csv: Path) -> Workspace:
     """loans@1 trained on 3,000 loans and promoted to production (no traffic yet)."""
     ws = Workspace.init(tmp_path_factory.mktemp("monitor") / "ws")

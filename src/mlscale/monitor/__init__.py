@@ -9,7 +9,7 @@ on them; versions trained before that fall back to their training profile.
 
 from mlscale.monitor.drift import DriftReport, FeatureDrift, compare, drift_for_file, drift_report
 from mlscale.monitor.quality import ColumnQuality, QualityReport, quality_report
-from mlscale.monitor.reference import Reference, build_reference, load_reference
+from mlscale.monitor.reference import Reference, attach_reference, build_reference, load_reference
 from mlscale.monitor.summary import Summarizer, WindowSummary
 from mlscale.monitor.windows import UpdateResult, Window, load_window, update_windows
 
@@ -23,6 +23,7 @@ __all__ = [
     "UpdateResult",
     "Window",
     "WindowSummary",
+    "attach_reference",
     "build_reference",
     "compare",
     "drift_for_file",

@@ -5,9 +5,11 @@ Every statistic is computed from summaries (:mod:`mlscale.monitor.summary`), nev
 - PSI and Jensen-Shannon distance (base 2) on the reference bins, with missing values as a bin
   of their own (a rise in missing values is drift too) and, for categories, one bin for unseen
   values;
-- Kolmogorov-Smirnov distance from the two KLL sketches (within ~1.3% of rank), and exact on the
-  bottom-k samples with its p-value (reference sample 5,000 values, window sample 500);
-- Wasserstein-1 distance from the sketches' quantile functions, divided by the reference std;
+- Kolmogorov-Smirnov distance at the ~200 fine reference quantile edges (exact counts), and
+  exact on the bottom-k samples with its asymptotic p-value (reference sample 5,000 values,
+  window sample 500);
+- Wasserstein-1 distance over the fine bins (each bin's mass at the mean of its values),
+  divided by the reference std;
 - chi-square statistic and p-value of the category counts.
 
 The verdict of each column rests on one statistic (``numeric_method``, ``categorical_method``)
@@ -46,7 +48,6 @@ import numpy as np
 from mlscale.errors import DataError, UserError
 from mlscale.models.signature import Signature
 from mlscale.monitor.reference import (
-    CategoricalReference,
     ColumnReference,
     NumericReference,
     Reference,
@@ -57,11 +58,9 @@ from mlscale.monitor.stats import (
     js_distance,
     ks_binned,
     ks_exact,
-    ks_sketch,
     null_quantiles,
     psi,
-    wasserstein_binned,
-    wasserstein_sketch,
+    wasserstein_means,
 )
 from mlscale.monitor.summary import (
     CategoricalSummary,
@@ -117,7 +116,7 @@ class FeatureDrift:
     threshold: float = 0.0  # the drift threshold applied: max(default, calibrated null level)
     null_level: float = 0.0  # the calibrated null level (99th percentile) of ``method``
     rows: int = 0  # values compared (missing and violations excluded)
-    ks: float | None = None  # from sketches (or bins)
+    ks: float | None = None  # at the fine reference edges
     ks_exact: float | None = None  # on samples
     ks_pvalue: float | None = None
     wasserstein: float | None = None  # / reference std
@@ -194,26 +193,29 @@ def compare_column(
     ref_bins = np.append(ref.counts, ref.missing)
     cur_bins = np.append(cur.counts, cur.missing)
     window_rows = int(cur_bins.sum())
-    values = len(ref.counts) - (1 if isinstance(ref, CategoricalReference) else 0)
     stats: dict[str, Any] = {"psi": psi(ref_bins, cur_bins), "js": js_distance(ref_bins, cur_bins)}
     if isinstance(ref, NumericReference):
         assert isinstance(cur, NumericSummary)
         method = numeric_method
         null = null_quantiles(
-            ref_bins, window_rows, values=values, edges=ref.edges, scale=ref.scale, seed=name
+            np.append(ref.fine_counts, ref.missing),
+            window_rows,
+            coarse_starts=ref.coarse_starts,
+            values=len(ref.fine_counts),
+            edges=ref.fine_edges,
+            scale=ref.scale,
+            seed=name,
         )
-        if ref.kll is not None and not ref.kll.is_empty():
-            stats["ks"] = ks_sketch(ref.kll, cur.kll)
-            stats["wasserstein"] = wasserstein_sketch(ref.kll, cur.kll, ref.scale)
-        else:
-            stats["ks"] = ks_binned(ref.counts, cur.counts)
-            stats["wasserstein"] = wasserstein_binned(ref.counts, cur.counts, ref.edges, ref.scale)
+        stats["ks"] = ks_binned(ref.fine_counts, cur.fine)
+        stats["wasserstein"] = wasserstein_means(
+            ref.fine_counts, ref.fine_sums, cur.fine, cur.sums, ref.scale
+        )
         if ref.sample is not None and len(cur.sample.values):
             stats["ks_exact"], stats["ks_pvalue"] = ks_exact(ref.sample, cur.sample.values)
     else:
         assert isinstance(cur, CategoricalSummary)
         method = categorical_method
-        null = null_quantiles(ref_bins, window_rows, values=values, seed=name)
+        null = null_quantiles(ref_bins, window_rows, values=len(ref.counts) - 1, seed=name)
         stats["chi_square"], stats["chi_square_pvalue"] = chi_square(ref.counts, cur.counts)
     score = float(stats[_NULL_KEY[method]])
     warn, drift = THRESHOLDS[method]
@@ -284,21 +286,24 @@ def drift_report(
     last_rows: int | None = None,
     since: float | None = None,
     until: float | None = None,
+    now: float | None = None,
     numeric_method: str = "psi",
     categorical_method: str = "jensen_shannon",
     update: bool = True,
 ) -> DriftReport:
     """Drift of model ``ref``'s live traffic (the prediction log) against its reference.
 
-    ``window`` (``"1h"``, ``"7d"``) or ``last_rows``; default: every logged row.
+    ``window`` (``"1h"``, ``"7d"`` back from ``now``, default the clock) or ``last_rows``, or
+    ``since``/``until`` (epoch seconds); default: every logged row.
     See :func:`mlscale.monitor.windows.load_window`.
     """
     from mlscale.monitor.windows import load_window
 
     _check_methods(numeric_method, categorical_method)
     w = load_window(
-        ws, ref, window=window, last_rows=last_rows, since=since, until=until, update=update
-    )
+        ws, ref, window=window, last_rows=last_rows, since=since, until=until, now=now,
+        update=update,
+    )  # fmt: skip
     return compare(
         w.reference,
         w.summary,

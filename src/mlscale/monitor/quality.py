@@ -113,14 +113,16 @@ def quality_report(
     window: str | None = None,
     last_rows: int | None = None,
     every: str | None = None,
+    now: float | None = None,
     update: bool = True,
 ) -> QualityReport:
     """Quality of model ``ref``'s logged traffic over a window (see :func:`drift_report`), and,
     with ``every`` (``"10m"``, ``"1h"``), the same figures per period of the window.
     """
-    from mlscale.monitor.windows import load_window, open_store, parse_duration, reference_id
+    from mlscale.monitor.store import open_store
+    from mlscale.monitor.windows import load_window, parse_duration, reference_id
 
-    w = load_window(ws, ref, window=window, last_rows=last_rows, update=update)
+    w = load_window(ws, ref, window=window, last_rows=last_rows, now=now, update=update)
     features, outputs = window_quality(w.reference, w.summary)
     buckets: list[QualityBucket] = []
     if every is not None:

@@ -1,6 +1,6 @@
 """Drift statistics of two distributions, and their null variability at a given window size.
 
-Every function takes what a summary holds (counts on shared bins, KLL sketches, samples), never
+Every function takes what a summary holds (counts and sums on shared bins, samples), never
 raw columns, so a report costs O(bins) whatever the traffic. Functions named ``*_binned`` accept a
 2-D array of count vectors (one per row) as well, which is how :func:`null_quantiles` scores a few
 hundred resampled windows in one numpy pass.
@@ -8,15 +8,14 @@ hundred resampled windows in one numpy pass.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
-from datasketches import kll_doubles_sketch
 
 EPS = 1e-4  # floor on bin shares so that an empty bin does not make PSI infinite
 NULL_DRAWS = 200
 NULL_QUANTILE = 0.99
-_GRID = 200  # points of the quantile functions compared by the sketch statistics
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -71,7 +70,7 @@ def wasserstein_binned(
     """Earth mover's distance of counts on ``len(edges) + 1`` bins, divided by ``scale``.
 
     Mass is taken to sit at the bin edges, so this is exact only up to the bin width; it serves
-    to calibrate the sketch statistic, not to replace it.
+    to calibrate :func:`wasserstein_means`, not to replace it.
 
     >>> round(wasserstein_binned(np.array([0, 10, 0, 0]), np.array([0, 0, 10, 0]),
     ...                          np.array([0.0, 1.0, 2.0]), 1.0), 6)
@@ -90,8 +89,6 @@ def chi_square(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
     >>> (stat, p)
     (0.0, 1.0)
     """
-    from scipy.stats import chi2
-
     actual = np.asarray(actual, dtype=np.float64)
     n = actual.sum()
     if n == 0:
@@ -100,63 +97,111 @@ def chi_square(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
     share = share / share.sum()
     stat = float(np.sum((actual - n * share) ** 2 / (n * share)))
     dof = max(int(np.count_nonzero(np.asarray(expected) + actual)) - 1, 1)
-    return stat, float(chi2.sf(stat, dof))
+    return stat, chi2_sf(stat, dof)
 
 
-# --- from sketches and samples ---
+# p-values without scipy.stats, whose import alone (~1 s) would dwarf a report.
 
 
-def _quantile_grid(kll: kll_doubles_sketch) -> np.ndarray:
-    return np.array(kll.get_quantiles(list((np.arange(_GRID) + 0.5) / _GRID)))
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X >= x) for X ~ chi-square(dof): the regularized upper incomplete gamma Q(dof/2, x/2).
 
-
-def ks_sketch(reference: kll_doubles_sketch, current: kll_doubles_sketch) -> float:
-    """Kolmogorov-Smirnov distance of two KLL sketches (within their rank error, ~1.3% at k=200).
-
-    >>> from datasketches import kll_doubles_sketch
-    >>> a, b = kll_doubles_sketch(200), kll_doubles_sketch(200)
-    >>> a.update(np.arange(1000.0)); b.update(np.arange(500.0, 1500.0))
-    >>> round(ks_sketch(a, b), 1)
-    0.5
+    >>> round(chi2_sf(3.841, 1), 3), round(chi2_sf(0.0, 4), 3)
+    (0.05, 1.0)
     """
-    if reference.is_empty() or current.is_empty():
-        return 0.0
-    points = np.unique(np.concatenate([_quantile_grid(reference), _quantile_grid(current)]))
-    gap = np.abs(
-        np.array(reference.get_cdf(list(points))[:-1])
-        - np.array(current.get_cdf(list(points))[:-1])
-    )
-    return float(gap.max())
+    a, z = dof / 2.0, x / 2.0
+    if z <= 0:
+        return 1.0
+    log_prefix = a * math.log(z) - z - math.lgamma(a)
+    if z < a + 1:  # the series for P converges fast here
+        term = total = 1.0 / a
+        k = a
+        for _ in range(10_000):
+            k += 1
+            term *= z / k
+            total += term
+            if term < total * 1e-15:
+                break
+        return float(min(max(1.0 - total * math.exp(log_prefix), 0.0), 1.0))
+    # Lentz's continued fraction for Q.
+    tiny = 1e-300
+    b = z + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-15:
+            break
+    return float(min(max(math.exp(log_prefix) * h, 0.0), 1.0))
 
 
-def wasserstein_sketch(
-    reference: kll_doubles_sketch, current: kll_doubles_sketch, scale: float
+def kolmogorov_sf(x: float) -> float:
+    """P(K >= x) for Kolmogorov's distribution (the asymptotic KS law).
+
+    >>> round(kolmogorov_sf(1.358), 3), kolmogorov_sf(0.0)
+    (0.05, 1.0)
+    """
+    if x < 0.2:
+        return 1.0
+    k = np.arange(1, 101)
+    return float(min(max(2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k * k * x * x)), 0.0), 1.0))
+
+
+# --- from fine bins and samples ---
+
+
+def wasserstein_means(
+    ref_counts: np.ndarray,
+    ref_sums: np.ndarray,
+    cur_counts: np.ndarray,
+    cur_sums: np.ndarray,
+    scale: float,
 ) -> float:
-    """Wasserstein-1 distance of two KLL sketches (mean gap of their quantile functions) / scale.
+    """Wasserstein-1 distance / ``scale`` of two binned distributions, each bin's mass placed
+    at the mean of its values (``sums / counts``): exact up to the spread within a bin.
 
-    >>> from datasketches import kll_doubles_sketch
-    >>> a, b = kll_doubles_sketch(200), kll_doubles_sketch(200)
-    >>> a.update(np.arange(1000.0)); b.update(np.arange(1000.0) + 100)
-    >>> round(wasserstein_sketch(a, b, 100.0), 1)
-    1.0
+    >>> wasserstein_means(np.array([2, 0]), np.array([2.0, 0]), np.array([0, 2]),
+    ...                   np.array([0, 8.0]), 1.0)
+    3.0
     """
-    if reference.is_empty() or current.is_empty():
+    a, b = ref_counts > 0, cur_counts > 0
+    if not a.any() or not b.any():
         return 0.0
-    return float(np.mean(np.abs(_quantile_grid(reference) - _quantile_grid(current))) / scale)
+    points = np.concatenate([ref_sums[a] / ref_counts[a], cur_sums[b] / cur_counts[b]])
+    weights = np.concatenate([ref_counts[a] / ref_counts.sum(), -cur_counts[b] / cur_counts.sum()])
+    order = np.argsort(points, kind="stable")
+    cdf_gap = np.abs(np.cumsum(weights[order]))[:-1]
+    return float(np.sum(cdf_gap * np.diff(points[order])) / scale)
 
 
 def ks_exact(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov statistic and p-value on samples (scipy's ``ks_2samp``).
+    """Two-sample Kolmogorov-Smirnov statistic of samples and its asymptotic p-value.
 
     >>> ks_exact(np.arange(100.0), np.arange(100.0))
     (0.0, 1.0)
+    >>> d, p = ks_exact(np.arange(100.0), np.arange(50.0, 150.0))
+    >>> d, p < 0.001
+    (0.5, True)
     """
-    from scipy.stats import ks_2samp
-
     if not len(reference) or not len(current):
         return 0.0, 1.0
-    result = ks_2samp(reference, current)
-    return float(result.statistic), float(result.pvalue)
+    a, b = np.sort(reference), np.sort(current)
+    points = np.concatenate([a, b])
+    gap = np.abs(
+        np.searchsorted(a, points, side="right") / len(a)
+        - np.searchsorted(b, points, side="right") / len(b)
+    )
+    d = float(gap.max())
+    en = len(a) * len(b) / (len(a) + len(b))
+    return d, kolmogorov_sf(math.sqrt(en) * d)
 
 
 # --- null variability ---
@@ -166,6 +211,7 @@ def null_quantiles(
     reference: np.ndarray,
     window_rows: int,
     *,
+    coarse_starts: np.ndarray | None = None,
     values: int | None = None,
     edges: np.ndarray | None = None,
     scale: float = 1.0,
@@ -177,9 +223,11 @@ def null_quantiles(
 
     A reference of ``reference.sum()`` rows and a window of ``window_rows`` rows are both drawn
     (multinomially) from the reference's bin shares, ``draws`` times; the statistics of those
-    pairs are what noise alone produces at these sizes. ``values``: how many leading bins hold
-    values (the rest: unseen, missing), for the CDF statistics; ``edges`` and ``scale``: for the
-    binned Wasserstein distance of numeric features. ``seed`` makes the result repeatable.
+    pairs are what noise alone produces at these sizes. ``reference``: the counts on the bins
+    the CDF statistics use (the first ``values`` bins hold values; the rest, such as missing,
+    do not), then the missing count; ``coarse_starts``: how those bins sum into the coarser
+    bins of PSI and Jensen-Shannon (default: the same bins); ``edges`` and ``scale``: for the
+    Wasserstein distance. ``seed`` makes the result repeatable.
 
     >>> ref = np.array([1000, 3000, 4000, 2000])
     >>> small, large = null_quantiles(ref, 100), null_quantiles(ref, 1_000_000)
@@ -195,9 +243,14 @@ def null_quantiles(
     r = rng.multinomial(n_ref, p, size=draws)
     c = rng.multinomial(window_rows, p, size=draws)
     k = len(reference) if values is None else values
+    if coarse_starts is not None:  # the value bins summed into coarse ones; the rest kept
+        starts = np.concatenate([coarse_starts, np.arange(k, len(reference))])
+        rc, cc = np.add.reduceat(r, starts, axis=1), np.add.reduceat(c, starts, axis=1)
+    else:
+        rc, cc = r, c
     out = {
-        "psi": psi(r, c),
-        "js": js_distance(r, c),
+        "psi": psi(rc, cc),
+        "js": js_distance(rc, cc),
         "ks": ks_binned(r[:, :k], c[:, :k]),
         "wasserstein": (
             wasserstein_binned(r[:, :k], c[:, :k], edges, scale)

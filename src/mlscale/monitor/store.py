@@ -7,7 +7,8 @@ readers run alongside (WAL). The summaries are derived data, rebuilt from the pr
 will (``--rebuild``), and live next to the log on the same host, so they stay out of the
 metadata database (which may be a shared PostgreSQL server) and need no migrations.
 
-Tables: ``meta`` (bucket width per model), ``cursor`` (rows consumed per log segment, and
+Tables: ``meta`` (bucket width per model), ``refs`` (references attached to versions after
+training, by artifact sha), ``cursor`` (rows consumed per log segment, and
 whether the segment is finished), ``buckets`` (one summary per model, version and bucket start,
 with the id of the reference it was counted on).
 """
@@ -18,13 +19,21 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Self
+from typing import TYPE_CHECKING, NamedTuple, Self
+
+from mlscale.config import STATE_DIR
+
+if TYPE_CHECKING:
+    from mlscale.workspace import Workspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (model TEXT PRIMARY KEY, resolution_s INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cursor (
     model TEXT NOT NULL, segment TEXT NOT NULL, rows INTEGER NOT NULL, done INTEGER NOT NULL,
     note TEXT, PRIMARY KEY (model, segment));
+CREATE TABLE IF NOT EXISTS refs (
+    model TEXT NOT NULL, version INTEGER NOT NULL, sha TEXT NOT NULL,
+    PRIMARY KEY (model, version));
 CREATE TABLE IF NOT EXISTS buckets (
     model TEXT NOT NULL, version INTEGER NOT NULL, start INTEGER NOT NULL, ref TEXT NOT NULL,
     rows INTEGER NOT NULL, summary BLOB NOT NULL, PRIMARY KEY (model, version, start));
@@ -41,6 +50,11 @@ class Bucket(NamedTuple):
 class Position(NamedTuple):
     rows: int
     done: bool
+
+
+def open_store(ws: Workspace) -> WindowStore:
+    """The workspace's store (``.mlscale/monitor/windows.db``)."""
+    return WindowStore(ws.root / STATE_DIR / "monitor" / "windows.db")
 
 
 class WindowStore:
@@ -120,6 +134,18 @@ class WindowStore:
             (model,),
         )
         return [f"{segment}: {note}" for segment, note in rows]
+
+    def attached_reference(self, model: str, version: int) -> str | None:
+        row = self._db.execute(
+            "SELECT sha FROM refs WHERE model = ? AND version = ?", (model, version)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def attach_reference(self, model: str, version: int, sha: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO refs (model, version, sha) VALUES (?, ?, ?)",
+            (model, version, sha),
+        )
 
     def drop(self, model: str) -> None:
         """Forget everything about ``model``: the next update starts from the log's beginning."""

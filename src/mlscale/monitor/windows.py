@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from mlscale.config import STATE_DIR
 from mlscale.errors import ConfigError, MlscaleError, NotFoundError, UserError
 from mlscale.monitor.reference import NumericReference, Reference, load_reference
-from mlscale.monitor.store import WindowStore
+from mlscale.monitor.store import WindowStore, open_store
 from mlscale.monitor.summary import Summarizer, WindowSummary
 from mlscale.refs import Ref
 from mlscale.serve.predlog import OPEN, LogStats, _read_segment, _segment_paths
@@ -66,14 +66,10 @@ def log_folder(ws: Workspace) -> Path:
     return ws.root / STATE_DIR / "predictions"
 
 
-def open_store(ws: Workspace) -> WindowStore:
-    return WindowStore(ws.root / STATE_DIR / "monitor" / "windows.db")
-
-
 def reference_id(reference: Reference) -> str:
     """A short fingerprint of a reference's bins: summaries counted on other bins do not merge.
 
-    (The bins, not the whole JSON: a KLL sketch rebuilt from a profile is randomised.)
+    (The bins, not the whole JSON: two references with the same bins count alike.)
     """
     layout = [
         (role, name, ref.edges.tolist() if isinstance(ref, NumericReference) else ref.categories)
