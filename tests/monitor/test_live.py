@@ -9,8 +9,17 @@ from tests.e2e.conftest import run_cli
 from tests.monitor.conftest import NOW, log_traffic
 
 from mlscale import UserError, Workspace
-from mlscale.monitor import drift_report, quality_report, update_windows
+from mlscale.monitor import (
+    Summarizer,
+    build_reference,
+    compare,
+    drift_report,
+    quality_report,
+    update_windows,
+)
+from mlscale.monitor.windows import log_folder
 from mlscale.quickstart.loans import generate_loans
+from mlscale.serve.predlog import read_log
 
 
 def test_calm_traffic_is_stable_shifted_traffic_drifts(fresh_ws: Workspace) -> None:
@@ -20,8 +29,8 @@ def test_calm_traffic_is_stable_shifted_traffic_drifts(fresh_ws: Workspace) -> N
         ws, generate_loans(2_000, seed=9, shift=True), start=NOW - 1_800, seconds_per_row=0.5
     )
     calm = drift_report(ws, "loans", since=NOW - 7_200, until=NOW - 3_600)
-    assert calm.drifted == [] and calm.rows == 2_000 and calm.reference == "profile"
-    assert calm.prediction_drift is None  # a profile reference holds no predictions
+    assert calm.drifted == [] and calm.rows == 2_000 and calm.reference == "training"
+    assert [o.feature for o in calm.outputs] == ["prediction", "proba.1"]
     shifted = drift_report(ws, "loans@production", window="30m", now=NOW, update=False)
     assert shifted.rows == 2_000
     assert {"annual_income", "interest_rate", "purpose", "state"} <= set(shifted.drifted)
@@ -37,6 +46,25 @@ def test_calm_traffic_is_stable_shifted_traffic_drifts(fresh_ws: Workspace) -> N
     )
     with pytest.raises(UserError, match="unknown numeric drift method"):
         drift_report(ws, "loans", numeric_method="p-value")
+
+
+def test_prediction_drift_against_a_holdout_reference(fresh_ws: Workspace) -> None:
+    ws = fresh_ws
+    predictor = ws.predictor("loans@1")
+    holdout = generate_loans(3_000, seed=3)
+    outputs = predictor.model.predict(predictor.encoder.encode_table(holdout))
+    reference = build_reference(holdout, predictor.signature, outputs)
+    log_traffic(ws, generate_loans(2_000, seed=8), start=NOW - 7_200)
+    log_traffic(ws, generate_loans(2_000, seed=9, shift=True), start=NOW - 1_800)
+    summarizer = Summarizer(reference)  # on the log's own columns: f.<feature>, outputs
+    folder = log_folder(ws)
+    calm = compare(reference, summarizer.summarize(read_log(folder, "loans", until=NOW - 3_600))[0])
+    shifted = compare(
+        reference, summarizer.summarize(read_log(folder, "loans", since=NOW - 3_600))[0]
+    )
+    assert calm.prediction_drift is False and calm.drifted == []
+    assert shifted.prediction_drift is True
+    assert {o.feature: o.verdict for o in shifted.outputs}["proba.1"] == "drift"
 
 
 def test_quality_counts_missing_unseen_out_of_range_and_violations(fresh_ws: Workspace) -> None:

@@ -62,8 +62,12 @@ def test_bins_counts_outputs_and_json() -> None:
     assert np.array_equal(back.features["income"].sample, income.sample)
 
 
-def test_fallback_to_the_training_profile(model_ws: Workspace) -> None:
-    version = model_ws.model("loans@1")
+def test_the_trainer_records_one_and_old_versions_fall_back_to_their_profile(
+    model_ws: Workspace,
+) -> None:
+    trained = load_reference(model_ws, model_ws.model("loans@1"))
+    assert trained.source == "training" and list(trained.outputs) == ["prediction", "proba.1"]
+    version = dataclasses.replace(model_ws.model("loans@1"), run_id=None)  # as before references
     ref = load_reference(model_ws, version)
     assert ref.source == "profile" and ref.outputs == {}
     assert list(ref.features) == [f["name"] for f in version.signature["features"]]
@@ -74,7 +78,7 @@ def test_fallback_to_the_training_profile(model_ws: Workspace) -> None:
 
 
 def test_an_attached_reference_wins_and_a_missing_one_is_named(model_ws: Workspace) -> None:
-    version = model_ws.model("loans@1")
+    version = dataclasses.replace(model_ws.model("loans@1"), run_id=None)
     attached = build_reference(generate_loans(500, seed=3), Signature.from_dict(version.signature))
     attach_reference(model_ws, version, attached)
     try:
