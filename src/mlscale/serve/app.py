@@ -246,6 +246,18 @@ def create_app(
         except TimeoutError:
             raise PredictionTimeout(f"prediction took longer than {REQUEST_TIMEOUT_S:g}s") from None
 
+    async def predict_columns(predictor: Predictor, columns: dict[str, list[Any]]) -> Prediction:
+        return await _predict(predictor, columns, True)
+
+    def record_columns(
+        predictor: Predictor,
+        request_id: str,
+        columns: dict[str, list[Any]],
+        result: Prediction,
+        started: float,
+    ) -> None:
+        record(predictor, request_id, columns, True, result, started)
+
     async def on_mlscale_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MlscaleError)
         if isinstance(exc, Overloaded):
@@ -271,7 +283,7 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{ref}/predict", predict, methods=["POST"]),
-            *v2_routes(models),
+            *v2_routes(models, predict=predict_columns, record=record_columns),
         ],
         exception_handlers={
             MlscaleError: on_mlscale_error,

@@ -48,10 +48,30 @@ _ACCEPTS = {INT: v2_binary.NUMERIC, FLOAT: v2_binary.NUMERIC, BOOL: {"BOOL"}, ST
 _WBITS = {"gzip": 31, "deflate": 15}
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: Predicts columns with the server's shared path (validation, micro-batching, timeouts).
+PredictColumns = Callable[[Predictor, dict[str, list[Any]]], Awaitable[Prediction]]
+#: Appends an answered request to the prediction log: (predictor, request id, columns, result,
+#: start time from ``time.perf_counter``).
+Record = Callable[[Predictor, str, dict[str, list[Any]], Prediction, float], None]
 
 
-def v2_routes(models: ServedModels) -> list[Route]:
-    """The V2 endpoints for ``models``, for :func:`mlscale.serve.app.create_app`."""
+async def _predict_directly(predictor: Predictor, columns: dict[str, list[Any]]) -> Prediction:
+    if len(next(iter(columns.values()), ())) > THREADPOOL_ROWS:
+        return await run_in_threadpool(predictor.predict_columns, columns)
+    return predictor.predict_columns(columns)
+
+
+def v2_routes(
+    models: ServedModels,
+    *,
+    predict: PredictColumns = _predict_directly,
+    record: Record | None = None,
+) -> list[Route]:
+    """The V2 endpoints for ``models``, for :func:`mlscale.serve.app.create_app`.
+
+    ``predict`` and ``record`` are the server's own, so V2 requests are batched, validated,
+    counted and logged exactly like ``/v1`` ones (monitoring reads them from the same log).
+    """
     server = {
         "name": "mlscale",
         "version": importlib.metadata.version("mlscale"),
@@ -92,9 +112,13 @@ def v2_routes(models: ServedModels) -> list[Route]:
         if not isinstance(payload, dict):
             raise UserError('expected an inference request object: {"inputs": [...]}')
         columns, size = _columns(predictor.signature, v2_binary.read_inputs(payload, binary))
-        call = predictor.predict_columns
-        result = await run_in_threadpool(call, columns) if size > THREADPOOL_ROWS else call(columns)
+        state = request.state
+        state.model, state.version = predictor.version.name, predictor.version.version
+        result = await predict(predictor, columns)
+        state.rows = size
         request_id = str(payload.get("id") or uuid.uuid4().hex)
+        if record is not None:
+            record(predictor, request_id, columns, result, started)
         response = _response(predictor, result, payload, request_id)
         log.info(
             "infer %s rows=%d ms=%.2f id=%s",
