@@ -123,9 +123,11 @@ def test_no_request_fails_while_an_alias_moves_under_load(project: Path) -> None
     ws = Workspace.open(project)
     candidate = ws.train("loans@1", target="default", model="logistic", exclude=["loan_id"])
     port = free_port()
-    # One worker: with two, one worker was seen (2 runs in 7, only inside this module) to keep
-    # serving the old version past the test's 3 s window; that is still to be explained.
-    with background_server(project, port, extra_args=("--workers", "1")) as url:
+    # Two workers, each following the alias on its own. A worker switches once it has loaded
+    # and warmed up the new version: on a loaded 2-core machine, importing scikit-learn for the
+    # first logistic model can take seconds, so the test waits for the switch (up to 30 s)
+    # instead of assuming a fixed delay, with the load running all along.
+    with background_server(project, port, extra_args=("--workers", "2")) as url:
         predict = f"{url}/v1/models/loans@production/predict"
         body = {"rows": rows(3)}
         statuses: list[int] = []
@@ -145,7 +147,12 @@ def test_no_request_fails_while_an_alias_moves_under_load(project: Path) -> None
             t.start()
         time.sleep(1.0)
         ws.promote("loans", candidate.model.version, alias="production")
-        time.sleep(3.0)
+        deadline = time.monotonic() + 30.0
+        new = candidate.model.version
+        while time.monotonic() < deadline and not (
+            len(versions) > 50 and set(versions[-50:]) == {new}
+        ):
+            time.sleep(0.2)
         stop.set()
         for t in threads:
             t.join()
