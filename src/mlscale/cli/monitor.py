@@ -4,6 +4,7 @@ print)."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -213,6 +214,134 @@ def quality(
                 for b in report.buckets
             ],
         )
+
+
+# -- delayed labels and performance ---------------------------------------------------------------
+@monitor.command("labels")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option("--id-column", required=True, help="The column holding each row's request id.")
+@click.option("--label-column", help="The column holding the outcome (default: the target).")
+@click.option("--timestamp-column", help="The column holding when the outcome happened.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def labels(
+    ctx: click.Context,
+    name: str,
+    file: str,
+    id_column: str,
+    label_column: str | None,
+    timestamp_column: str | None,
+    as_json: bool,
+) -> None:
+    """Store the outcomes in FILE (CSV, JSON Lines, Parquet) as labels of NAME's predictions.
+
+    Each row names a logged prediction by id: its request id, or REQUEST:ROW (rows from 0) for
+    requests of several rows. Ids with no logged prediction yet are kept and join later.
+    """
+    from mlscale.monitor.labels import ingest_labels
+
+    result = ingest_labels(
+        _ws(ctx), name, file, id_column=id_column, label_column=label_column,
+        timestamp_column=timestamp_column,
+    )  # fmt: skip
+    if not result.stored:
+        raise UserError(
+            f"{file}: every label was refused ({result.invalid:,}):\n  "
+            + "\n  ".join(result.problems)
+        )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    ids = "id" if result.unknown == 1 else "ids"
+    console.print(
+        f"{result.model}: {result.stored:,} stored ({result.replaced:,} replaced an earlier "
+        f"label), {result.joined:,} joined to logged predictions, {result.unknown:,} unknown "
+        f"{ids}, {result.invalid:,} invalid"
+    )
+    if result.unknown_ids:
+        console.print(
+            f"[yellow]unknown {ids} (kept: they join once the prediction is logged): "
+            f"{', '.join(result.unknown_ids)}{' ...' if result.unknown > 10 else ''}[/]"
+        )
+    if result.invalid:
+        console.print(f"[yellow]invalid rows ({_counts(result.reasons)}):[/]")
+        for problem in result.problems:
+            console.print(f"  {problem}", markup=False)
+    for problem in result.log_problems:
+        console.print(f"[yellow]prediction log: {problem}[/]")
+    console.print(
+        f"{result.model} has {result.total_labels:,} labels; {result.total_unknown:,} "
+        f"{'names' if result.total_unknown == 1 else 'name'} no logged prediction yet"
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind}: {n:,}" for kind, n in counts.items())
+
+
+@monitor.command("performance")
+@click.argument("name")
+@click.option("--window", help="How far back: 15m, 1h, 7d (default: every logged row).")
+@click.option("--every", help="Also per period of the window: 10m, 1h.")
+@click.option("--no-update", is_flag=True, help="Do not read new log rows first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def performance(
+    ctx: click.Context,
+    name: str,
+    window: str | None,
+    every: str | None,
+    no_update: bool,
+    as_json: bool,
+) -> None:
+    """Realised performance of NAME from delayed labels, label coverage, and (classifiers) the
+    confidence-based estimate for the rows still without a label."""
+    from mlscale.monitor.performance import performance_report
+
+    report = performance_report(_ws(ctx), name, window=window, every=every, update=not no_update)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    o = report.overall
+    names = sorted({*o.realised, *o.estimated})
+
+    def figure(values: dict[str, float], metric: str) -> str:
+        return f"{values[metric]:.4f}" if metric in values else "-"
+
+    def row(p: Any, label: str) -> list[str]:
+        coverage = "" if p.coverage is None else f"{p.coverage:.1%}"
+        cells = [label, f"{p.rows:,}", f"{p.labelled:,}", coverage]
+        if report.task == "regression":
+            return cells + [figure(p.realised, m) for m in names]
+        return cells + [f"{figure(p.realised, m)} / {figure(p.estimated, m)}" for m in names]
+
+    what = "" if report.task == "regression" else " (realised / estimated)"
+    columns = ["window", "rows", "labelled", "coverage", *[f"{m}{what}" for m in names]]
+    rows = [row(o, report.window["description"])]
+    rows += [row(p, p.to_dict()["start"][:16]) for p in report.periods]
+    table(f"{report.model} ({report.task}): {report.window['description']}", columns, rows)
+    if o.estimated_labelled:
+        console.print(
+            "on the labelled rows, estimated vs realised: "
+            + ", ".join(
+                f"{m} {o.estimated_labelled[m]:.4f} vs {o.realised[m]:.4f}"
+                for m in names
+                if m in o.estimated_labelled and m in o.realised
+            )
+        )
+    if report.task != "regression":
+        advice = {
+            "well calibrated": "estimates are meaningful",
+            "not well calibrated": "treat the estimates with care",
+            "calibration unknown": "the estimates assume calibrated probabilities",
+        }[report.calibration]
+        console.print(f"{report.calibration} at training: {advice}")
+    console.print(
+        f"{report.labels:,} labels, {report.unknown_labels:,} of them naming no logged prediction"
+    )
+    for problem in report.problems:
+        console.print(f"[yellow]{problem}[/]")
 
 
 ALL = [monitor]

@@ -30,6 +30,7 @@ from mlscale.models.predictor import Prediction, Predictor
 from mlscale.refs import Ref
 from mlscale.serve.auth import TokenAuth
 from mlscale.serve.batching import Overloaded
+from mlscale.serve.labels import labels_route
 from mlscale.serve.metrics import ServerMetrics
 from mlscale.serve.models import ServedModels
 from mlscale.serve.observe import Observe
@@ -283,6 +284,7 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{ref}/predict", predict, methods=["POST"]),
+            labels_route(models.ws),
             *v2_routes(models, predict=predict_columns, record=record_columns),
         ],
         exception_handlers={
