@@ -77,13 +77,15 @@ def column_quality(name: str, ref: ColumnReference, cur: ColumnSummary, rows: in
     present = max(cur.count, 1)
     numeric = isinstance(ref, NumericReference)
     unseen = isinstance(cur, CategoricalSummary)
+    # Bins 0 and -1 lie outside the training range (one bin when the reference had no values).
+    outside = float(cur.counts[0] + (cur.counts[-1] if len(cur.counts) > 1 else 0))
     return ColumnQuality(
         column=name,
         kind=ref.kind,
         rows=rows,
         missing_rate=cur.missing / max(rows, 1),
         reference_missing_rate=ref.missing / max(ref.count + ref.missing, 1),
-        out_of_range_rate=float(cur.counts[0] + cur.counts[-1]) / present if numeric else None,
+        out_of_range_rate=outside / present if numeric else None,
         unseen_rate=float(cur.counts[-1]) / present if not numeric else None,
         violations=cur.violations,
         top_unseen=dict(sorted(cur.unseen.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
