@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mlscale.store.metadata import BaseMetadataStore
     from mlscale.store.records import AliasEvent, DatasetVersion, ModelVersion, Run
     from mlscale.train.trainer import TrainResult
+    from mlscale.tune.tuner import TuneResult
 
 
 class Workspace:
@@ -126,6 +127,17 @@ class Workspace:
         from mlscale.reports.runs import top_level_runs
 
         return top_level_runs(self.metadata, limit, kind)
+
+    def tune(self, dataset: str, *, target: str, **options: Any) -> TuneResult:
+        """Search hyperparameters on ``dataset`` and register the best trial as a model version.
+
+        Options: ``model``, ``trials``, ``parallel``, ``timeout``, ``sampler``, ``pruner``,
+        ``space`` (a YAML file), ``study``, ``metric``, ``seed``, ``name``, ``backend``,
+        ``address`` (see :func:`mlscale.tune.tuner.tune`). Interrupted, the same call resumes.
+        """
+        from mlscale.tune.tuner import tune
+
+        return tune(self, Ref.parse(dataset), target=target, **options)
 
     def model(self, ref: str) -> ModelVersion:
         return self.metadata.get_model_version(Ref.parse(ref))

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mlscale.cli import commands, data, models, monitor, runs, tokens, train
+from mlscale.cli import commands, data, models, monitor, runs, tokens, train, tune
 from mlscale.errors import MlscaleError
 
 
@@ -38,6 +38,7 @@ def cli(ctx: click.Context, workspace: str | None) -> None:
 for command in [
     *data.ALL,
     *train.ALL,
+    *tune.ALL,
     *runs.ALL,
     *commands.ALL,
     *models.ALL,
