@@ -99,15 +99,6 @@ class Objective:
             dataset=self.dataset,
             parent_id=self.study_run,
         )
-        trial.set_user_attr(
-            OWNER_ATTR,
-            {
-                "run": run.id,
-                "tune_run": self.study_run,
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-            },
-        )
         env: dict[str, Any] = {"trial": trial.number, "threads": self.threads or None}
         reported: dict[str, float] = {}
         pruned_at: list[int] = []
@@ -127,6 +118,15 @@ class Objective:
 
         data = self.data
         try:
+            trial.set_user_attr(
+                OWNER_ATTR,
+                {
+                    "run": run.id,
+                    "tune_run": self.study_run,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                },
+            )
             adapter = cls(
                 task=data.task,
                 categorical=data.categorical,
@@ -157,12 +157,12 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except BaseException as exc:
-            state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            stopped = isinstance(exc, KeyboardInterrupt)
             ws.metadata.finish_run(
                 run.id,
                 status="failed",
                 metrics=reported,
-                env=env | {"state": state},
-                error=repr(exc),
+                env=env | {"state": "interrupted" if stopped else "failed"},
+                error="interrupted (Ctrl-C)" if stopped else repr(exc),
             )
             raise

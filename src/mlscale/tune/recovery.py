@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 #: The study user attribute listing the tuning runs (one per invocation) that worked on it.
 RUNS_ATTR = "mlscale_runs"
+_ALL = 1_000_000  # list_runs needs a limit
 ABANDONED = "abandoned: the process running it ended without finishing it (killed?)"
 
 
@@ -31,8 +32,13 @@ def owner() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
-def recover(ws: Workspace, study: optuna.Study) -> int:
-    """Mark the abandoned running trials of ``study`` failed (their runs too); return how many."""
+def recover(ws: Workspace, study: optuna.Study, *, reason: str = ABANDONED) -> int:
+    """Mark the abandoned running trials of ``study`` failed (their runs too); return how many.
+
+    Called before a run starts its trials, and by a run that stops on an error or Ctrl-C, to
+    clean up after itself (a Ctrl-C can land between two steps of starting a trial); ``reason``
+    is the error recorded on the runs it finishes.
+    """
     from optuna.trial import TrialState
 
     invocations: list[dict[str, Any]] = study.user_attrs.get(RUNS_ATTR, [])
@@ -40,8 +46,11 @@ def recover(ws: Workspace, study: optuna.Study) -> int:
     for inv in invocations:
         if _live(ws, inv["run"], inv):
             live_runs.add(inv["run"])
-        else:
-            _fail_run(ws, inv["run"], only_if_running=True)
+            continue
+        _fail_run(ws, inv["run"], reason)
+        # Trial runs cut off before their trial recorded its owner, too.
+        for child in ws.metadata.list_runs(_ALL, kind="trial", parent_id=inv["run"]):
+            _fail_run(ws, child.id, reason)
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         info = trial.user_attrs.get(OWNER_ATTR)
@@ -53,7 +62,7 @@ def recover(ws: Workspace, study: optuna.Study) -> int:
             continue
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         if info is not None:
-            _fail_run(ws, info["run"], only_if_running=True)
+            _fail_run(ws, info["run"], reason)
         failed += 1
     return failed
 
@@ -84,13 +93,12 @@ def _process_alive(info: dict[str, Any]) -> bool:
     return True
 
 
-def _fail_run(ws: Workspace, run_id: str, *, only_if_running: bool) -> None:
+def _fail_run(ws: Workspace, run_id: str, reason: str) -> None:
+    """Finish run ``run_id`` as abandoned if it is still marked running."""
     try:
         run = ws.metadata.get_run(run_id)
     except NotFoundError:
         return
-    if only_if_running and run.status != "running":
+    if run.status != "running":
         return
-    ws.metadata.finish_run(
-        run.id, status="failed", metrics=run.metrics, env=run.env, error=ABANDONED
-    )
+    ws.metadata.finish_run(run.id, status="failed", metrics=run.metrics, env=run.env, error=reason)

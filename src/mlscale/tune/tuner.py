@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 IDENTITY_ATTR = "mlscale_identity"
 REGISTERED_ATTR = "mlscale_registered"
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 
 @dataclass(frozen=True)
@@ -223,11 +224,12 @@ def tune(
                 progress=progress,
             )  # fmt: skip
         except KeyboardInterrupt:
-            finished = _finished(opt_study)
-            _finish(ws, run, "failed", opt_study, metric, error="interrupted (Ctrl-C)")
-            raise TuneInterrupted(study_name, finished, trials) from None
+            _finish(ws, run, "failed", opt_study, metric, error=INTERRUPTED)
+            recover(ws, opt_study, reason=INTERRUPTED)
+            raise TuneInterrupted(study_name, _finished(opt_study), trials) from None
         except BaseException as exc:
             _finish(ws, run, "failed", opt_study, metric, error=repr(exc))
+            recover(ws, opt_study, reason=f"stopped by an error of its tuning run: {exc!r}")
             raise
 
 
