@@ -32,14 +32,22 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory, loans_csv: Path) -> P
 
 
 @pytest.fixture(scope="session")
-def traffic_root(tmp_path_factory: pytest.TempPathFactory, trained_root: Path) -> Path:
+def traffic_now() -> float:
+    """The clock time the logged traffic is placed around."""
+    return time.time()
+
+
+@pytest.fixture(scope="session")
+def traffic_root(
+    tmp_path_factory: pytest.TempPathFactory, trained_root: Path, traffic_now: float
+) -> Path:
     """The trained workspace with two hours of logged traffic: an hour like the training data
     (two to one hour ago), then drifted loans (50 to 2 minutes ago: lower incomes and credit
     scores, higher rates, another purpose and state mix)."""
     root = tmp_path_factory.mktemp("dashboard-traffic") / "ws"
     shutil.copytree(trained_root, root)
     ws = Workspace.open(root)
-    now = time.time()
+    now = traffic_now
     log_traffic(ws, generate_loans(CALM_ROWS, seed=8), start=now - 7_200, seconds_per_row=2.0)
     log_traffic(
         ws, generate_loans(SHIFTED_ROWS, seed=9, shift=True), start=now - 3_000,

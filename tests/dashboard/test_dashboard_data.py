@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from tests.dashboard.conftest import CALM_ROWS, ROWS_PER_REQUEST, SHIFTED_ROWS
@@ -19,7 +18,9 @@ SHIFTED = ("annual_income", "interest_rate", "purpose", "state")
 UNCHANGED = ("age", "term_months", "home_ownership", "num_open_accounts")
 
 
-def test_a_model_page_has_traffic_latency_and_drift_over_time(traffic_ws: Workspace) -> None:
+def test_a_model_page_has_traffic_latency_and_drift_over_time(
+    traffic_ws: Workspace, traffic_now: float
+) -> None:
     panel = Collector(traffic_ws).model("loans", window="6h")
     assert panel.version.ref == "loans@1"
     assert panel.total.rows == CALM_ROWS + SHIFTED_ROWS
@@ -28,13 +29,13 @@ def test_a_model_page_has_traffic_latency_and_drift_over_time(traffic_ws: Worksp
     assert panel.traffic_by_version.keys() == {1}
     assert 0.85 < panel.total.p50_ms < 1.15  # every logged request took 1 ms
     # The range starts at the first traffic (two hours ago), not six hours back.
-    assert panel.since >= time.time() - 7_200 - panel.drift.step
+    assert traffic_now - 7_200 - panel.drift.step <= panel.since <= traffic_now - 7_200
     drift = panel.drift
     assert drift is not None and len(drift.starts) <= 16 and drift.step == 600
     assert drift.outputs == ["prediction", "proba.1"]
     assert drift.columns == [*(f.feature for f in panel.latest.report.features), *drift.outputs]
-    calm = [k for k, t in enumerate(drift.starts) if t + drift.step <= time.time() - 3_600]
-    shifted = [k for k, t in enumerate(drift.starts) if t >= time.time() - 3_000]
+    calm = [k for k, t in enumerate(drift.starts) if t + drift.step <= traffic_now - 3_600]
+    shifted = [k for k, t in enumerate(drift.starts) if t >= traffic_now - 3_000]
     assert len(calm) >= 4 and len(shifted) >= 3
     for k in calm:
         assert drift.verdicts["interest_rate"][k] != "drift", drift.starts[k]

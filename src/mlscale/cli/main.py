@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mlscale.cli import commands, data, models, monitor, runs, tokens, train, tune
+from mlscale.cli import commands, dashboard, data, models, monitor, runs, tokens, train, tune
 from mlscale.errors import MlscaleError
 
 
@@ -44,6 +44,7 @@ for command in [
     *models.ALL,
     *tokens.ALL,
     *monitor.ALL,
+    *dashboard.ALL,
 ]:
     cli.add_command(command)
 

@@ -60,7 +60,7 @@ class Dashboard:
         else:
             run_dir = ws.root / ".mlscale" / "run"
             read = lambda: counts_from_files(run_dir)  # noqa: E731
-        self.counts = CountsHistory(read)
+        self.counts = CountsHistory(read, shared_files=metrics is None)
         if sample_counts:
             self.counts.sample()  # the baseline: error rates count from here
             self.counts.start()

@@ -108,8 +108,10 @@ class CountsHistory:
         *,
         every_s: float = SAMPLE_EVERY_S,
         keep_s: float = KEEP_S,
+        shared_files: bool = False,
     ) -> None:
         self.read = read
+        self.shared_files = shared_files  # reads what multi-worker servers share, not a live one
         self.every_s = every_s
         self.keep_s = keep_s
         self._lock = threading.Lock()

@@ -527,14 +527,13 @@ class Collector:
         return sum(p.errors for p in points), sum(p.requests for p in points)
 
     def _counts_note(self) -> str:
-        if self.counts is None:
+        if self.counts is None or (self.counts.shared_files and not self.counts.models()):
             return (
                 "error counts come from a running server: open /dashboard on mlscale serve, or "
-                "serve with several workers (their counters are shared in files)"
+                "serve with several workers (they share their counters in .mlscale/run)"
             )
-        span = self.counts.span()
-        if span is None or span[1] - span[0] < 1:
-            return "error rates need two samples of the server's counters; refresh shortly"
+        if not self.counts.models():
+            return "no requests counted since the server started"
         return ""
 
     def _performance(

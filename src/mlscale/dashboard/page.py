@@ -144,7 +144,14 @@ def render_model(panel: ModelPanel, *, refresh: int | None = None) -> str:
     ]
     if p.drift is not None:
         cards.append(card("Drift over time", _heatmap(p.drift, x_range), wide=True))
-        cards.append(card("Drift per column", _multiples(p.drift, x_range), wide=True))
+        latest_verdicts = (
+            {f.feature: f.verdict for f in (*latest.report.features, *latest.report.outputs)}
+            if latest is not None
+            else {}
+        )
+        cards.append(
+            card("Drift per column", _multiples(p.drift, x_range, latest_verdicts), wide=True)
+        )
     if latest is not None:
         cards.append(card(_latest_title(latest), _drift_table(latest), wide=True))
         cards.append(card("Data quality, last hour", _quality_table(latest), wide=True))
@@ -384,9 +391,12 @@ def _heatmap(d: DriftSeries, x_range: tuple[float, float]) -> str:
     )
 
 
-def _multiples(d: DriftSeries, x_range: tuple[float, float]) -> str:
+def _multiples(d: DriftSeries, x_range: tuple[float, float], latest: dict[str, str]) -> str:
+    """A small chart per column, those drifting in the last hour first, badged with that
+    verdict (else the verdict of the newest period with rows)."""
+
     def last_verdict(c: str) -> str:
-        return next((v for v in reversed(d.verdicts[c]) if v), "")
+        return latest.get(c) or next((v for v in reversed(d.verdicts[c]) if v), "")
 
     order = {"drift": 0, "warning": 1, "stable": 2, "": 3}
     figures = []

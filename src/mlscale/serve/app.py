@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlscale.dashboard import dashboard_routes
 from mlscale.errors import MlscaleError, SchemaError, UserError
 from mlscale.models.predictor import Prediction, Predictor
 from mlscale.refs import Ref
@@ -286,6 +287,7 @@ def create_app(
             Route("/v1/models/{ref}/predict", predict, methods=["POST"]),
             labels_route(models.ws),
             *v2_routes(models, predict=predict_columns, record=record_columns),
+            *dashboard_routes(models.ws, metrics),  # admin-only when tokens are required
         ],
         exception_handlers={
             MlscaleError: on_mlscale_error,
