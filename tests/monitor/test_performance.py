@@ -87,10 +87,8 @@ def test_cbpe_is_close_to_the_realised_metrics_of_a_calibrated_model(fresh_ws: W
 def test_cbpe_misses_when_the_model_is_not_calibrated(fresh_ws: Workspace) -> None:
     ws = fresh_ws
     y = calibrated_traffic(ws, 2_000, seed=4, sharpen=3.0)  # scores p**3: far too low
-    ingest_labels(
-        ws, "loans", [{"id": f"b{i // 100 * 100}:{i % 100}", "label": int(y[i])} for i in range(2_000)],
-        label_column="label",
-    )  # fmt: skip
+    labels = [{"id": f"b{i // 100 * 100}:{i % 100}", "label": int(y[i])} for i in range(2_000)]
+    ingest_labels(ws, "loans", labels, label_column="label")
     overall = performance_report(ws, "loans").overall
     assert abs(overall.estimated["accuracy"] - overall.realised["accuracy"]) > 0.05
 
@@ -181,7 +179,5 @@ def test_the_cli_ingests_labels_and_reports_performance(
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["overall"]["labelled"] == 300 and data["overall"]["coverage"] == 0.75
-    out = run_cli(ws.root, "monitor", "performance", "loans", "--window", "1h")
-    assert out.returncode == 2 and "error: no predictions of loans@1 in the last 1h" in out.stderr
     out = run_cli(ws.root, "monitor", "performance", "loans")
     assert out.returncode == 0 and "estimated" in out.stdout and "coverage" in out.stdout

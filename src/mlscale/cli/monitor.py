@@ -344,4 +344,126 @@ def performance(
         console.print(f"[yellow]{problem}[/]")
 
 
+# -- alerts ------------------------------------------------------------------------------------
+_STATUS_COLOUR = {"firing": "bold red", "pending": "yellow", "ok": "green", "no data": "dim",
+                  "error": "red", "resolved": "green"}  # fmt: skip
+
+
+@monitor.command("alerts")
+@click.argument("name", required=False)
+@click.option("--evaluate", is_flag=True, help="Evaluate the rules now; send what changed.")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False),
+              help="The rules file (default: monitor.yaml in the workspace).")  # fmt: skip
+@click.option("--limit", type=int, default=20, show_default=True, help="Recent events shown.")
+@click.option("--wait", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for webhook deliveries after --evaluate.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def alerts(
+    ctx: click.Context,
+    name: str | None,
+    evaluate: bool,
+    rules_file: str | None,
+    limit: int,
+    wait: float,
+    as_json: bool,
+) -> None:
+    """The alert rules of NAME (default: every model), the alerts firing and recent events.
+
+    Rules live in monitor.yaml beside mlscale.toml (see mlscale.monitor.alert_rules); with
+    --evaluate they are applied to the latest complete windows, and alerts that fire or
+    resolve are written to the log and sent to the webhooks.
+    """
+    from rich.markup import escape
+
+    from mlscale.monitor.alert_rules import load_alert_config, rules_path
+    from mlscale.monitor.alert_sinks import AlertNotifier
+    from mlscale.monitor.alerts import (
+        active_alerts,
+        alert_events,
+        alert_store_path,
+        evaluate_alerts,
+    )
+    from mlscale.monitor.windows import resolve_version
+
+    ws = _ws(ctx)
+    config = load_alert_config(rules_file or rules_path(ws.root))
+    model = resolve_version(ws, name).name if name else None
+    rules = config.rules_for(model) if model else list(config.rules)
+    evaluation = None
+    if evaluate and rules:
+        notifier = AlertNotifier(alert_store_path(ws)) if config.webhooks else None
+        try:
+            evaluation = evaluate_alerts(ws, model, config=config, notifier=notifier)
+        finally:
+            if notifier is not None:
+                notifier.close(timeout=wait)  # deliveries still retrying then are marked failed
+    active = active_alerts(ws, model)
+    events = alert_events(ws, model, limit=limit)
+    if as_json:
+        print_json({
+            "rules_file": config.path,
+            "rules": [r.to_dict() for r in rules],
+            "evaluation": None if evaluation is None else evaluation.to_dict(),
+            "active": [asdict(a) for a in active],
+            "events": [e.to_dict() for e in events],
+        })  # fmt: skip
+        return
+    if not rules:
+        console.print(
+            f"no alert rules{' for ' + model if model else ''} in {config.path}; "
+            "write them there (rules: - name, metric, op, threshold, window, for)"
+        )
+    else:
+        table(
+            f"alert rules ({config.path})",
+            ["rule", "condition", "models", "severity", "repeat"],
+            [[r.name, r.describe(), ", ".join(r.models) or "all", r.severity, r.repeat or "-"]
+             for r in rules],
+        )  # fmt: skip
+    if evaluation is not None:
+        table(
+            "evaluated now",
+            ["rule", "model", "status", "values (oldest first)", "message"],
+            [
+                [r.rule, r.model, f"[{_STATUS_COLOUR[r.status]}]{r.status}[/]",
+                 ", ".join("-" if v is None else f"{v:.4g}" for _, _, v in r.values),
+                 escape(r.message)]
+                for r in evaluation.results
+            ],
+        )  # fmt: skip
+        for problem in evaluation.problems:
+            console.print(f"[yellow]{escape(problem)}[/]")
+    if active:
+        console.print(
+            "[bold red]firing:[/] "
+            + "; ".join(f"{a.rule} on {a.model} since {_when(a.since)}" for a in active)
+        )
+    else:
+        console.print("no alert is firing")
+    if events:
+        table(
+            "recent events",
+            ["#", "at", "rule", "model", "status", "message", "deliveries"],
+            [
+                [e.id, _when(e.at), e.rule, e.model,
+                 f"[{_STATUS_COLOUR.get(e.status, 'white')}]{e.status}[/]", escape(e.message),
+                 escape("; ".join(_delivery(sink, d) for sink, d in e.deliveries.items()))]
+                for e in events
+            ],
+        )  # fmt: skip
+
+
+def _when(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _delivery(sink: str, d: dict[str, Any]) -> str:
+    tries = "" if d["tries"] in (0, 1) else f" ({d['tries']} tries)"
+    error = f": {d['error']}" if d["status"] == "failed" and d["error"] else ""
+    return f"{sink} {d['status']}{tries}{error}"
+
+
 ALL = [monitor]
