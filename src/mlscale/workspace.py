@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mlscale.data.ingest import IngestResult
     from mlscale.models.predictor import Predictor
     from mlscale.monitor.drift import DriftReport
+    from mlscale.monitor.retrain import RetrainDecision
     from mlscale.registry.promote import Promotion
     from mlscale.store.artifacts import ArtifactStore
     from mlscale.store.metadata import BaseMetadataStore
@@ -211,3 +212,15 @@ class Workspace:
         from mlscale.monitor.drift import drift_for_file
 
         return drift_for_file(self, self.model(ref), Path(source))
+
+    def retrain(self, name: str, *, on: str = "manual", **options: Any) -> RetrainDecision:
+        """Retrain model ``name`` if trigger ``on`` (manual, drift, schedule) fires, and move
+        its alias to the challenger only if it beats the champion; the decision is a run.
+
+        Options: ``alias``, ``data``, ``metric``, ``min_delta``, ``incremental``, ``canary``,
+        ``params``, ``dry_run``, ``window``, ``drift_share``, ``interval`` (see
+        :func:`mlscale.monitor.retrain.retrain`).
+        """
+        from mlscale.monitor.retrain import retrain
+
+        return retrain(self, name, on=on, **options)

@@ -6,7 +6,18 @@ import sys
 
 import click
 
-from mlscale.cli import commands, dashboard, data, models, monitor, runs, tokens, train, tune
+from mlscale.cli import (
+    commands,
+    dashboard,
+    data,
+    models,
+    monitor,
+    retrain,
+    runs,
+    tokens,
+    train,
+    tune,
+)
 from mlscale.errors import MlscaleError
 
 
@@ -45,6 +56,7 @@ for command in [
     *tokens.ALL,
     *monitor.ALL,
     *dashboard.ALL,
+    *retrain.ALL,
 ]:
     cli.add_command(command)
 
