@@ -294,6 +294,7 @@ class _Fitted:
     holdout_rows: np.ndarray | None  # positions in ``Prepared`` of the holdout (None: k-fold)
     curves: dict[str, Any]
     evaluation: dict[str, Any]  # holdout (or out-of-fold) details for the run's page
+    outputs: np.ndarray  # the model's outputs on the holdout (or out of fold): unseen rows
 
 
 def _init_model(ws: Workspace, ref: str | None) -> _Start | None:
@@ -354,7 +355,8 @@ def _fit_and_evaluate(
         metrics = _mean_and_std(fold_metrics)
         assert out_of_fold is not None
         evaluation = evaluation_details(task, y, out_of_fold, classes) | {"rows_kind": "oof"}
-        return _Fitted(final, metrics, np.arange(len(y)), None, {"folds": fold_curves}, evaluation)
+        curves = {"folds": fold_curves}
+        return _Fitted(final, metrics, np.arange(len(y)), None, curves, evaluation, out_of_fold)
     if split == "time":
         assert time_column is not None
         chosen = time_split(prepared.times(time_column), test_size=test_size)
@@ -364,7 +366,9 @@ def _fit_and_evaluate(
     predicted = adapter.predict(X[chosen.test])
     metrics = evaluate(task, y[chosen.test], predicted)
     evaluation = evaluation_details(task, y[chosen.test], predicted, classes)
-    return _Fitted(adapter, metrics, chosen.train, chosen.test, adapter.curves_, evaluation)
+    return _Fitted(
+        adapter, metrics, chosen.train, chosen.test, adapter.curves_, evaluation, predicted
+    )
 
 
 def _fit(
@@ -399,15 +403,22 @@ def _fit(
 
 def _drift_reference(prepared: Prepared, fitted: _Fitted, seed: int) -> bytes:
     """The monitor's reference: training rows (a sample of at most ``REFERENCE_ROWS``) on fixed
-    bins, and the model's outputs on them, so live traffic and predictions can be compared."""
+    bins, and the model's outputs on rows it did not learn from (the holdout, or out of fold).
+
+    Outputs on the training rows would be more confident than on any new data, so ordinary
+    traffic would read as prediction drift.
+    """
     from mlscale.monitor.reference import build_reference
 
     rows = fitted.train_rows
+    rng = np.random.default_rng(seed)
     if len(rows) > REFERENCE_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, REFERENCE_ROWS, replace=False))
+        rows = np.sort(rng.choice(rows, REFERENCE_ROWS, replace=False))
+    outputs = fitted.outputs
+    if len(outputs) > REFERENCE_ROWS:
+        outputs = outputs[np.sort(rng.choice(len(outputs), REFERENCE_ROWS, replace=False))]
     signature = prepared.signature
     table = prepared.table.take(pa.array(rows)).select(signature.feature_names)
-    outputs = fitted.adapter.predict(prepared.X[rows])
     return build_reference(table, signature, outputs, seed=seed).to_json()
 
 
