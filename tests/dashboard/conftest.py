@@ -33,17 +33,18 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory, loans_csv: Path) -> P
 
 @pytest.fixture(scope="session")
 def traffic_now() -> float:
-    """The clock time the logged traffic is placed around."""
-    return time.time()
+    """The time the logged traffic is placed before: the last whole 10 minutes, so the pages'
+    10-minute periods hold the same rows whenever the tests run."""
+    return time.time() // 600 * 600
 
 
 @pytest.fixture(scope="session")
 def traffic_root(
     tmp_path_factory: pytest.TempPathFactory, trained_root: Path, traffic_now: float
 ) -> Path:
-    """The trained workspace with two hours of logged traffic: an hour like the training data
-    (two to one hour ago), then drifted loans (50 to 2 minutes ago: lower incomes and credit
-    scores, higher rates, another purpose and state mix)."""
+    """The trained workspace with two hours of logged traffic: loans like the training data
+    (from 120 to 70 minutes ago), then drifted loans (50 to 2 minutes ago: lower incomes and
+    credit scores, higher rates, another purpose and state mix)."""
     root = tmp_path_factory.mktemp("dashboard-traffic") / "ws"
     shutil.copytree(trained_root, root)
     ws = Workspace.open(root)

@@ -32,12 +32,13 @@ def test_model_page_sections_figures_and_flagged_drift(traffic_ws: Workspace) ->
         assert any(t.startswith(section) for t in titles), section
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html
     assert "http" not in html.replace("http-equiv", "")  # nothing fetched: works offline
-    # Traffic and latency charts, the heatmap, one small multiple per column (12 features and
-    # 2 outputs); no error chart (no server counted requests) and no performance chart (no
-    # labels).
+    # Traffic, latency and performance (the confidence-based estimate: no labels yet) charts,
+    # the heatmap, one small multiple per column (12 features and 2 outputs); no error chart
+    # (no server counted requests).
     multiples = re.findall(r"<figure><figcaption>(.*?)</figcaption>", html)
     assert len(multiples) == 14
-    assert html.count("<svg") == 2 + 1 + 14
+    assert html.count("<svg") == 3 + 1 + 14
+    assert 'aria-label="auc over time"' in html and "estimated auc (CBPE)" in html
     assert 'aria-label="drift of each column over time"' in html
     # The drifted features lead the small multiples, flagged, and are flagged in the table.
     for name in ("annual_income", "interest_rate", "purpose", "state"):

@@ -29,6 +29,14 @@ from mlscale.dashboard.counts import UNKNOWN, CountsHistory, ErrorPoint
 from mlscale.dashboard.traffic import TrafficIndex, TrafficPoint
 from mlscale.errors import MlscaleError, NotFoundError, UserError
 from mlscale.monitor.drift import DriftReport, FeatureDrift, compare
+from mlscale.monitor.label_store import open_label_store
+from mlscale.monitor.performance import (
+    CALIBRATION_TEXT,
+    WindowPerformance,
+    calibration_verdict,
+    performance_windows,
+)
+from mlscale.monitor.prediction_index import update_index
 from mlscale.monitor.quality import ColumnQuality, window_quality
 from mlscale.monitor.reference import Reference, load_reference
 from mlscale.monitor.store import open_store
@@ -52,6 +60,7 @@ LATEST_S = 3_600  # the drift and quality tables cover the last hour of traffic
 MOVES_SHOWN = 10
 _STEPS = (60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400)
 _CACHED_PERIODS = 1_024
+FINISHED_AFTER_S = 120  # a period this long past holds every row it will get (flushes, index)
 
 
 def pick_step(span: float, points: int, minimum: int = 60) -> int:
@@ -210,6 +219,9 @@ class Collector:
         self._lock = threading.Lock()
         self._periods: OrderedDict[tuple, _Period] = OrderedDict()
         self._references: dict[tuple[str, int, str], Reference] = {}
+        self._performance_cache: OrderedDict[tuple, tuple[tuple[int, int], WindowPerformance]] = (
+            OrderedDict()
+        )
 
     # -- pages --
 
@@ -349,7 +361,7 @@ class Collector:
             counts_note=self._counts_note(),
             drift=drift,
             latest=latest,
-            performance=self._performance(shown, since, now, drift_step),
+            performance=self._performance_or_note(shown, since, now, drift_step),
             alerts=self._alerts(name, since, now),
             notes=notes,
         )
@@ -536,13 +548,80 @@ class Collector:
             return "no requests counted since the server started"
         return ""
 
+    def _performance_or_note(
+        self, version: ModelVersion, since: float, until: float, step: int
+    ) -> PerformanceView:
+        try:
+            return self._performance(version, since, until, step)
+        except MlscaleError as exc:
+            metric = _headline_metric(version)
+            return PerformanceView(
+                metric=metric,
+                training=version.metrics.get(metric),
+                note=f"performance could not be computed: {exc}",
+            )
+
     def _performance(
         self, version: ModelVersion, since: float, until: float, step: int
     ) -> PerformanceView:
+        """Realised and estimated performance per ``step`` period, from the label store. A
+        finished period is kept until labels arrive (the model's label counts change)."""
+        metric = _headline_metric(version)
+        training = version.metrics.get(metric)
+        for result in update_index(self.ws, version.name):
+            for problem in result.problems:
+                log.info("dashboard: label index update of %r: %s", version.name, problem)
+        with open_label_store(self.ws) as store:
+            stamp = store.label_counts(version.name)
+        first = int(since // step * step)
+        starts = [float(first + k * step) for k in range(max(math.ceil((until - first) / step), 1))]
+        found: dict[float, WindowPerformance] = {}
+        with self._lock:
+            for start in starts:
+                cached = self._performance_cache.get((version.name, version.version, step, start))
+                if cached is not None and cached[0] == stamp:
+                    found[start] = cached[1]
+        todo = [s for s in starts if s not in found]
+        for start, window in zip(
+            todo, performance_windows(self.ws, version, [(s, s + step) for s in todo]), strict=True
+        ):
+            found[start] = window
+            if start + step < until - FINISHED_AFTER_S:  # no more rows will land in it
+                with self._lock:
+                    cache = self._performance_cache
+                    cache[(version.name, version.version, step, start)] = (stamp, window)
+                    while len(cache) > _CACHED_PERIODS:
+                        cache.popitem(last=False)
+        windows = [found[s] for s in starts]
+        labels, joined = stamp
+        labelled = sum(w.labelled for w in windows)
+        notes = []
+        if not labels:
+            notes.append(
+                f"no labels yet: send outcomes (POST /v1/models/{version.name}/labels, or "
+                f"mlscale monitor labels {version.name} FILE) to see the realised {metric}"
+            )
+        elif not labelled:
+            notes.append(f"none of the {labels:,} labels is for a prediction in this range")
+        if labels > joined:
+            notes.append(f"{labels - joined:,} labels name predictions not in the log yet")
+        estimated = [w.estimated.get(metric, math.nan) for w in windows]
+        calibration = ""
+        if any(math.isfinite(v) for v in estimated):
+            calibration = CALIBRATION_TEXT[calibration_verdict(self.ws, version)]
         return PerformanceView(
-            metric=_headline_metric(version),
-            training=version.metrics.get(_headline_metric(version)),
-            note="no labels yet: labelled outcomes give realised performance per period",
+            metric=metric,
+            training=training,
+            starts=starts,
+            step=step,
+            realised=[
+                w.realised.get(metric, math.nan) if w.labelled else math.nan for w in windows
+            ],
+            estimated=estimated,
+            coverage=[w.labelled / w.rows if w.rows else math.nan for w in windows],
+            labelled_rows=labelled,
+            calibration=calibration,
+            note="; ".join(notes),
         )
 
     def _alerts(self, name: str | None, since: float, now: float) -> list[AlertView]:

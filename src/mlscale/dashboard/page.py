@@ -561,10 +561,11 @@ def _performance(view: PerformanceView, x_range: tuple[float, float]) -> str:
                 y_range=(lo - pad, hi + pad),
             )
         )
-        facts = [f"{number(view.labelled_rows)} labelled rows"] if view.labelled_rows else []
-        facts += [f"the model is {view.calibration} (the estimate relies on it)"] * bool(
-            view.calibration and any(math.isfinite(v) for v in view.estimated)
-        )
+        facts = []
+        if view.labelled_rows:
+            facts.append(f"{number(view.labelled_rows)} labelled rows")
+        if view.calibration:
+            facts.append(f"the estimate assumes calibrated probabilities: {view.calibration}")
         if facts:
             parts.append(note("; ".join(facts)))
     elif view.training is not None:
