@@ -188,7 +188,7 @@ class LabelStore:
             "WHERE r.model = ? AND r.version = ? AND r.ts >= ? AND r.ts < ? ORDER BY r.ts, r.key",
             (model, version, since_us, until_us),
         )
-        return [IndexedRow(*row) for row in cursor]
+        return list(map(IndexedRow._make, cursor))
 
     def span(self, model: str, version: int) -> tuple[int, int, int] | None:
         """(first ts, last ts, rows) indexed for a version (microseconds), or None."""

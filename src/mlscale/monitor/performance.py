@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -225,7 +226,8 @@ def performance_report(
             raise UserError(_nothing_logged(store, version))
         low = span[0] / _US if low is None else low
         high = (span[1] + 1) / _US if high is None else high
-        overall = _measure(store, version, low, high)
+        rows = store.window_rows(version.name, version.version, int(low * _US), int(high * _US))
+        overall = _measure(store, version, low, high, rows)
         if not overall.rows:
             first, last, rows = span
             raise UserError(
@@ -236,7 +238,12 @@ def performance_report(
         if period is not None:
             edges = [low, *range(int(low // period + 1) * period, int(np.ceil(high)), period)]
             edges = [e for e in edges if e < high] + [high]
-            periods = [_measure(store, version, a, b) for a, b in pairwise(edges)]
+            stamps = [r.ts for r in rows]  # sorted: periods are slices, not new queries
+            periods = [
+                _measure(store, version, a, b, rows[bisect_left(stamps, int(a * _US)) :
+                                                    bisect_left(stamps, int(b * _US))])
+                for a, b in pairwise(edges)
+            ]  # fmt: skip
         labels, joined = store.label_counts(version.name)
         problems += store.notes(version.name)
     return PerformanceReport(
@@ -253,9 +260,15 @@ def performance_report(
 
 
 def _measure(
-    store: LabelStore, version: ModelVersion, start: float, end: float
+    store: LabelStore,
+    version: ModelVersion,
+    start: float,
+    end: float,
+    rows: list[IndexedRow] | None = None,
 ) -> WindowPerformance:
-    rows = store.window_rows(version.name, version.version, int(start * _US), int(end * _US))
+    """The performance of the window; ``rows``: its rows when the caller has read them."""
+    if rows is None:
+        rows = store.window_rows(version.name, version.version, int(start * _US), int(end * _US))
     out = WindowPerformance(start, end, len(rows), 0)
     if not rows:
         return out
