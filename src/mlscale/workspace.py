@@ -200,9 +200,25 @@ class Workspace:
         ref: str,
         source: str | os.PathLike[str],
         output: str | os.PathLike[str],
+        *,
+        backend: str = "local",
+        address: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Score a CSV or Parquet file in batches into a Parquet file."""
+        """Score a CSV or Parquet file in batches into a Parquet file.
+
+        ``backend="ray"`` scores on Ray Data (the cluster at ``address``, or Ray started here)
+        with the same output; see :func:`mlscale.compute.ray.predict_file_ray` for its options.
+        """
+        from mlscale.compute import check_backend
+
+        if check_backend(backend, address) == "ray":
+            from mlscale.compute.ray import predict_file_ray
+
+            version = self.model(ref)
+            return predict_file_ray(
+                self, version, Path(source), Path(output), address=address, **options
+            )
         from mlscale.models.batch import predict_file
 
         return predict_file(self.predictor(ref), Path(source), Path(output), **options)

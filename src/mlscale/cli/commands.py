@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mlscale.cli.output import console, print_json, progress, table
+from mlscale.compute import BACKENDS
 from mlscale.workspace import Workspace
 
 
@@ -97,12 +98,31 @@ def serve(
 @click.argument("model")
 @click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="local",
+    show_default=True,
+    help="ray: score on Ray Data (same output).",
+)
+@click.option(
+    "--address", help="Ray cluster address, e.g. 127.0.0.1:6379 (default: start Ray here)."
+)
 @click.pass_context
-def predict(ctx: click.Context, model: str, input_file: Path, output: Path) -> None:
+def predict(
+    ctx: click.Context,
+    model: str,
+    input_file: Path,
+    output: Path,
+    backend: str,
+    address: str | None,
+) -> None:
     """Score INPUT (CSV or Parquet) with MODEL into OUTPUT (Parquet), in batches."""
     ws = _ws(ctx)
     with progress(f"scoring {input_file.name}") as update:
-        result = ws.predict(model, input_file, output, on_progress=update)
+        result = ws.predict(
+            model, input_file, output, backend=backend, address=address, on_progress=update
+        )
     console.print(f"scored {result['rows']:,} rows with {result['model']} -> {result['output']}")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from mlscale.cli.output import console, print_json, progress, table
+from mlscale.compute import BACKENDS
 from mlscale.errors import UserError
 from mlscale.models.base import ADAPTERS
 from mlscale.train.splits import SPLITS
@@ -65,6 +66,17 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     help="Stream the dataset instead of loading it (lightgbm, xgboost, logistic, linear).",
 )
 @click.option("--seed", default=42, show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="local",
+    show_default=True,
+    help="ray: fit lightgbm or xgboost data-parallel with Ray Train.",
+)
+@click.option(
+    "--address", help="Ray cluster address, e.g. 127.0.0.1:6379 (default: start Ray here)."
+)
+@click.option("--workers", default=2, show_default=True, help="Ray Train workers (--backend ray).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def train(
@@ -83,6 +95,9 @@ def train(
     init_from: str | None,
     out_of_core: bool,
     seed: int,
+    backend: str,
+    address: str | None,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Train a model on DATASET (NAME@VERSION or NAME@latest) and register a version."""
@@ -103,6 +118,9 @@ def train(
             init_from=init_from,
             out_of_core=out_of_core,
             seed=seed,
+            backend=backend,
+            address=address,
+            workers=workers,
             progress=lambda step, _planned, _metrics: update(step),
         )
     mv = result.model
