@@ -28,6 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, loans_csv: Path) -> Iterato
 def test_no_input_makes_the_server_fail(server: str) -> None:
     document = httpx.get(f"{server}/openapi.json").json()
     assert "/v1/models/loans@production/predict" in document["paths"]
+    assert "/v1/models/loans/labels" in document["paths"]  # fuzzed as well
     schema = schemathesis.openapi.from_dict(document)
     # Both valid requests and deliberately invalid ones (wrong types, missing fields, junk).
     strategy = st.one_of(schema.as_strategy(mode) for mode in GenerationMode)

@@ -84,8 +84,55 @@ def _predict_operation(ref: str, predictor: Predictor) -> dict[str, Any]:
     }
 
 
+def _labels_operation(name: str) -> dict[str, Any]:
+    label = {
+        "type": "object",
+        "required": ["id", "label"],
+        "properties": {
+            "id": {"type": "string", "description": "request id, or request_id:row"},
+            "label": {"description": "the outcome, of the model's target type"},
+            "ts": {"type": ["string", "number"], "description": "when the outcome happened"},
+        },
+    }
+    errors = {
+        code: {"description": text, "content": {"application/json": {"schema": ERROR}}}
+        for code, text in (
+            ("400", "not JSON, or a bad request"),
+            ("404", "unknown model"),
+            ("413", "body too large"),
+            ("422", "not a list of labels, or every label refused"),
+        )
+    }
+    return {
+        "post": {
+            "summary": f"Delayed labels (outcomes) for predictions of {name}",
+            "operationId": f"labels_{name}".replace("-", "_").replace(".", "_"),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["labels"],
+                            "properties": {"labels": {"type": "array", "items": label}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "what was stored, joined, unknown and invalid",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **errors,
+            },
+        }
+    }
+
+
 def openapi_document(refs: dict[str, Predictor], version: str) -> dict[str, Any]:
-    """OpenAPI 3.1 for ``/healthz``, ``/v1/models`` and one predict path per served reference."""
+    """OpenAPI 3.1 for ``/healthz``, ``/v1/models``, one predict path per served reference and one
+    labels path per served model."""
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
         "/v1/models": {
@@ -94,6 +141,8 @@ def openapi_document(refs: dict[str, Predictor], version: str) -> dict[str, Any]
     }
     for ref, predictor in sorted(refs.items()):
         paths[f"/v1/models/{ref}/predict"] = _predict_operation(ref, predictor)
+    for name in sorted({predictor.version.name for predictor in refs.values()}):
+        paths[f"/v1/models/{name}/labels"] = _labels_operation(name)
     return {
         "openapi": "3.1.0",
         "info": {"title": "mlscale model server", "version": version},
