@@ -8,9 +8,17 @@ import pytest
 from tests.dashboard.conftest import CALM_ROWS, ROWS_PER_REQUEST, SHIFTED_ROWS
 
 from mlscale import NotFoundError, UserError, Workspace
-from mlscale.dashboard import Collector, CountsHistory, TrafficIndex, counts_from_metrics
+from mlscale.dashboard import (
+    Collector,
+    CountsHistory,
+    TrafficIndex,
+    counts_from_metrics,
+    render_model,
+)
 from mlscale.dashboard.counts import counts_from_files
 from mlscale.monitor import ingest_labels
+from mlscale.monitor.alert_rules import loads_alert_config
+from mlscale.monitor.alerts import evaluate_alerts
 from mlscale.monitor.windows import log_folder
 from mlscale.quickstart.loans import generate_loans
 from mlscale.serve.metrics import ServerMetrics
@@ -74,6 +82,29 @@ def test_performance_from_delayed_labels(traffic_ws: Workspace) -> None:
     assert set(labelled) < estimated
     assert perf.calibration in ("well calibrated", "not well calibrated")
     assert perf.note == ""
+
+
+def test_alerts_firing_now_and_their_events(traffic_ws: Workspace, traffic_now: float) -> None:
+    ws = traffic_ws
+    config = loads_alert_config(
+        "rules:\n"
+        "  - {name: rates-drifted, metric: drift.feature.interest_rate.psi, above: 0.2,\n"
+        "     window: 10m, for: 2, severity: critical}\n"
+        "  - {name: quiet, metric: traffic.rows, below: 1, window: 10m}\n"
+    )
+    evaluation = evaluate_alerts(ws, "loans", config=config, now=traffic_now)
+    assert [r.status for r in evaluation.results] == ["firing", "ok"]
+    collector = Collector(ws)
+    panel = collector.model("loans", window="6h")
+    (firing,) = panel.firing
+    assert (firing.rule, firing.state, firing.severity) == ("rates-drifted", "firing", "critical")
+    assert "interest_rate.psi" in firing.message and firing.at == traffic_now
+    assert [(a.rule, a.state) for a in panel.alerts] == [("rates-drifted", "firing")]
+    overview = collector.overview()
+    assert overview.models[0].alerts_firing == 1 and overview.firing == panel.firing
+    html = render_model(panel)
+    assert "<span class='badge bad'>firing</span> <b>loans</b> rates-drifted (critical)" in html
+    assert '<span class="badge">1 firing</span>' in html
 
 
 def test_finished_periods_are_kept_and_only_the_newest_is_recomputed(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from mlscale.dashboard.counts import UNKNOWN, CountsHistory, ErrorPoint
 from mlscale.dashboard.traffic import TrafficIndex, TrafficPoint
 from mlscale.errors import MlscaleError, NotFoundError, UserError
+from mlscale.monitor.alerts import AlertEvent, active_alerts, alert_events
 from mlscale.monitor.drift import DriftReport, FeatureDrift, compare
 from mlscale.monitor.label_store import open_label_store
 from mlscale.monitor.performance import (
@@ -58,6 +59,7 @@ DRIFT_POINTS = 16
 SPARK_POINTS = 48
 LATEST_S = 3_600  # the drift and quality tables cover the last hour of traffic
 MOVES_SHOWN = 10
+ALERTS_SHOWN = 50
 _STEPS = (60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400)
 _CACHED_PERIODS = 1_024
 FINISHED_AFTER_S = 120  # a period this long past holds every row it will get (flushes, index)
@@ -167,7 +169,8 @@ class Overview:
     until: float
     models: list[ModelRow]
     moves: list[AliasEvent]
-    alerts: list[AlertView]
+    firing: list[AlertView]  # alerts firing now
+    alerts: list[AlertView]  # alert events in the window, newest first
     unresolved_errors: dict[int, int]  # requests that failed before a model was resolved
     counts_note: str
 
@@ -192,7 +195,8 @@ class ModelPanel:
     drift: DriftSeries | None
     latest: Latest | None
     performance: PerformanceView
-    alerts: list[AlertView]
+    firing: list[AlertView]  # alerts firing now
+    alerts: list[AlertView]  # alert events in the window, newest first
     notes: list[str]  # why a section is empty
 
 
@@ -262,9 +266,7 @@ class Collector:
                     error_requests=errors[1],
                     drifted=drifted,
                     features=features,
-                    alerts_firing=sum(
-                        a.state == "firing" for a in self._alerts(latest.name, since, now)
-                    ),
+                    alerts_firing=len(self._firing(latest.name)),
                     activity=[p.requests for p in activity],
                 )
             )
@@ -277,7 +279,8 @@ class Collector:
             until=now,
             models=rows,
             moves=moves[:MOVES_SHOWN],
-            alerts=self._alerts(None, since, now),
+            firing=self._firing(None),
+            alerts=self._alerts(None, since),
             unresolved_errors={c: n for c, n in unresolved.items() if c >= 400},
             counts_note=self._counts_note(),
         )
@@ -362,7 +365,8 @@ class Collector:
             drift=drift,
             latest=latest,
             performance=self._performance_or_note(shown, since, now, drift_step),
-            alerts=self._alerts(name, since, now),
+            firing=self._firing(name),
+            alerts=self._alerts(name, since),
             notes=notes,
         )
 
@@ -624,8 +628,34 @@ class Collector:
             note="; ".join(notes),
         )
 
-    def _alerts(self, name: str | None, since: float, now: float) -> list[AlertView]:
-        return []
+    def _alerts(self, name: str | None, since: float) -> list[AlertView]:
+        """The alert events (of model ``name``, default every model) since ``since``, newest
+        first: what ``mlscale monitor alerts`` (or a watcher) recorded when a rule fired or
+        resolved."""
+        events = alert_events(self.ws, name, limit=ALERTS_SHOWN)
+        return [_alert_view(e) for e in events if e.at >= since]
+
+    def _firing(self, name: str | None) -> list[AlertView]:
+        """The alerts firing now, with the message of the event that fired each."""
+        latest: dict[tuple[str, str], AlertEvent] = {}
+        for event in alert_events(self.ws, name, limit=ALERTS_SHOWN):
+            if event.status == "firing":
+                latest.setdefault((event.rule, event.model), event)
+        out = []
+        for active in active_alerts(self.ws, name):
+            event = latest.get((active.rule, active.model))
+            value = "no value" if active.value is None else f"{active.value:.4g}"
+            out.append(
+                AlertView(
+                    model=active.model,
+                    rule=active.rule,
+                    state="firing",
+                    severity=str(event.payload.get("severity", "")) if event else "",
+                    at=active.since,
+                    message=event.message if event else f"{active.rule}: {value}",
+                )
+            )
+        return out
 
 
 def _aliases(versions: list[ModelVersion]) -> dict[str, int]:
@@ -637,3 +667,14 @@ def _headline_metric(version: ModelVersion) -> str:
         if metric in version.metrics:
             return metric
     return next(iter(version.metrics), "")
+
+
+def _alert_view(event: AlertEvent) -> AlertView:
+    return AlertView(
+        model=event.model,
+        rule=event.rule,
+        state=event.status,
+        severity=str(event.payload.get("severity", "")),
+        at=event.at,
+        message=event.message,
+    )

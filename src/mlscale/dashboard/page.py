@@ -51,6 +51,7 @@ ul.events li { padding: 4px 0; border-bottom: 1px solid #eef2f6; }
 ul.events time { color: var(--muted); font-variant-numeric: tabular-nums; margin-right: 8px; }
 .grid td { vertical-align: middle; }
 svg.spark { display: inline-block; vertical-align: middle; }
+.nowrap { white-space: nowrap; }
 .key { display: flex; gap: 12px; font-size: 12px; color: var(--muted); margin-top: 4px; }
 .key i { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
   vertical-align: middle; margin-right: 4px; }
@@ -65,7 +66,7 @@ def render_overview(overview: Overview, *, refresh: int | None = None) -> str:
     nav = _nav([("all models", BASE, True)], _window_links(BASE, o.window, {}))
     total_requests = sum(m.requests for m in o.models)
     drifting = [m.name for m in o.models if m.drifted]
-    firing = [a for a in o.alerts if a.state == "firing"]
+    firing = o.firing
     figures = summary(
         [
             (str(len(o.models)), "models"),
@@ -76,7 +77,9 @@ def render_overview(overview: Overview, *, refresh: int | None = None) -> str:
     )
     cards = [
         card("Models", _models_table(o), wide=True),
-        card("Alerts", _alerts(o.alerts), badge=f"{len(firing)} firing" if firing else ""),
+        card(
+            "Alerts", _alerts(o.firing, o.alerts), badge=f"{len(firing)} firing" if firing else ""
+        ),
         card("Recent alias moves", _moves(o.moves)),
     ]
     if o.unresolved_errors:
@@ -120,7 +123,7 @@ def render_model(panel: ModelPanel, *, refresh: int | None = None) -> str:
     latest = p.latest
     errors = sum(e.errors for e in p.errors)
     error_requests = sum(e.requests for e in p.errors)
-    firing = [a for a in p.alerts if a.state == "firing"]
+    firing = p.firing
     figures = summary(
         [
             (number(p.total.requests), "requests"),
@@ -156,7 +159,9 @@ def render_model(panel: ModelPanel, *, refresh: int | None = None) -> str:
         cards.append(card(_latest_title(latest), _drift_table(latest), wide=True))
         cards.append(card("Data quality, last hour", _quality_table(latest), wide=True))
     cards += [
-        card("Alerts", _alerts(p.alerts), badge=f"{len(firing)} firing" if firing else ""),
+        card(
+            "Alerts", _alerts(p.firing, p.alerts), badge=f"{len(firing)} firing" if firing else ""
+        ),
         card(
             "Versions and aliases", _versions(p.versions) + "<h3>Alias moves</h3>" + _moves(p.moves)
         ),
@@ -240,11 +245,11 @@ def _models_table(o: Overview) -> str:
         alerts = f'<span class="badge bad">{m.alerts_firing}</span>' if m.alerts_firing else "0"
         rows.append(
             f'<tr><td><a href="{escape(link)}"><b>{escape(m.name)}</b></a></td>'
-            f"<td>{escape(aliases)}</td><td class=num>{m.versions}</td>"
-            f"<td>{escape(m.latest.ref)} · {escape(m.latest.flavor)}</td>"
+            f'<td class="nowrap">{escape(aliases)}</td><td class=num>{m.versions}</td>'
+            f'<td class="nowrap">{escape(m.latest.ref)} · {escape(m.latest.flavor)}</td>'
             f"<td>{sparkline(m.activity, label=f'requests of {m.name} over time')}</td>"
             f"<td class=num>{number(m.requests)}</td><td class=num>{number(m.rows)}</td>"
-            f"<td class=num>{_ms(m.p95_ms)}</td><td class=num>{errors}</td>"
+            f'<td class="num nowrap">{_ms(m.p95_ms)}</td><td class="num nowrap">{errors}</td>'
             f"<td>{drift}</td><td class=num>{alerts}</td></tr>"
         )
     return f'<table class="grid">{head}{"".join(rows)}</table>'
@@ -575,18 +580,41 @@ def _performance(view: PerformanceView, x_range: tuple[float, float]) -> str:
     return "".join(parts) or note("no performance figures")
 
 
-def _alerts(alerts: Sequence[AlertView]) -> str:
-    if not alerts:
-        return note("no alerts")
-    items = []
-    for a in sorted(alerts, key=lambda a: (a.state != "firing", -a.at)):
-        badge = "bad" if a.state == "firing" else "good"
-        items.append(
-            f"<li><time>{_when(a.at)}</time><span class='badge {badge}'>{escape(a.state)}</span> "
-            f"<b>{escape(a.model)}</b> {escape(a.rule)} ({escape(a.severity)}): "
-            f"{escape(a.message)}</li>"
+def _alerts(firing: Sequence[AlertView], events: Sequence[AlertView]) -> str:
+    """The alerts firing now, then the recent events (fired, resolved)."""
+    if not firing and not events:
+        return note(
+            "no alerts: rules in monitor.yaml, evaluated by mlscale monitor alerts, record "
+            "their firing and resolving here"
         )
-    return f'<ul class="events">{"".join(items)}</ul>'
+
+    def message(a: AlertView) -> str:
+        return escape(a.message.removeprefix(f"{a.model}: "))  # the model is named already
+
+    def now_firing(a: AlertView) -> str:
+        severity = f" ({escape(a.severity)})" if a.severity else ""
+        return (
+            f"<li><span class='badge bad'>firing</span> <b>{escape(a.model)}</b> "
+            f"{escape(a.rule)}{severity}: {message(a)} <time>since {_when(a.at)}</time></li>"
+        )
+
+    def event(a: AlertView) -> str:
+        badge = "bad" if a.state == "firing" else "good"
+        severity = f" ({escape(a.severity)})" if a.severity else ""
+        return (
+            f"<li><time>{_when(a.at)}</time><span class='badge {badge}'>{escape(a.state)}</span> "
+            f"<b>{escape(a.model)}</b> {escape(a.rule)}{severity}: {message(a)}</li>"
+        )
+
+    parts = []
+    if firing:
+        parts.append(f'<ul class="events">{"".join(now_firing(a) for a in firing)}</ul>')
+    else:
+        parts.append(note("nothing firing now"))
+    if events:
+        parts.append("<h3>Recent events</h3>")
+        parts.append(f'<ul class="events">{"".join(event(a) for a in events)}</ul>')
+    return "".join(parts)
 
 
 def _moves(moves: Sequence[AliasEvent]) -> str:
