@@ -31,7 +31,12 @@ def root(tmp_path: Path, loans_csv: Path) -> Path:
     """
     ws = Workspace.init(tmp_path / "ws")
     ws.ingest(write_loans_csv(tmp_path / "old.csv", 400, seed=1), name="loans")
-    ws.train("loans@1", target="default", exclude=["loan_id"], params={"num_boost_round": 30})
+    ws.train(
+        "loans@1",
+        target="default",
+        exclude=["loan_id"],
+        params={"num_boost_round": 30, "num_threads": 1},
+    )
     ws.promote("loans", 1)
     ws.ingest(loans_csv, name="loans")
     ws.metadata.close()  # type: ignore[attr-defined]
@@ -54,16 +59,13 @@ def test_retrain_prints_the_decision_with_its_figures(root: Path) -> None:
     assert "for loans@3 vs" in figures and "for loans@1 on the holdout of loans@3" in figures
     assert "moved:    loans@production: 1 -> 3" in out
 
-    runs = json.loads(ok(root, "runs", "list", "--kind", "retrain", "--json"))
-    assert [r["params"]["decision"] for r in runs] == ["promoted", "kept"]
-    assert runs[1]["id"] == kept["run"]
+    recorded = Workspace.open(root).runs(kind="retrain")
+    assert [r.params["decision"] for r in recorded] == ["promoted", "kept"]
+    assert recorded[1].id == kept["run"]
+    assert f"recorded: run {recorded[0].id[:8]} (mlscale runs show {recorded[0].id[:8]})" in out
 
 
-def test_dry_run_and_bad_arguments(root: Path) -> None:
-    out = ok(root, "retrain", "loans", "--on", "drift", "--dry-run")
-    assert out.startswith("loans@production: skipped (trigger: drift, champion loans@1)")
-    assert "no predictions of loans@1 are logged" in out
-
+def test_bad_arguments_exit_2_with_the_reason(root: Path) -> None:
     bad = run_cli(root, "retrain", "loans", "--canary", "150")
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr == "error: canary percentage must be above 0 and at most 100, got 150\n"
@@ -75,7 +77,9 @@ def test_watch_once_runs_one_tick(root: Path) -> None:
     ws.metadata.close()  # type: ignore[attr-defined]
 
     out = ok(root, "watch", "--once").splitlines()
-    assert out[0].endswith("UTC: 1,000 new logged rows; 1 model checked, 1 retrained")
+    assert out[0].endswith(
+        "UTC: 1,000 new logged rows; 0 alerts firing; 1 model checked, 1 retrained"
+    )
     assert out[1].startswith("  loans@production (loans@1): promoted (drift): ")
     assert "features drifted" in out[1] and "auc " in out[1]
 
@@ -100,7 +104,7 @@ def test_watch_stops_cleanly_on_ctrl_c(root: Path) -> None:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("watching every model with @production")
         tick = proc.stdout.readline()  # the first tick is done: the watch is sleeping now
-        assert "0 new logged rows; 1 model checked" in tick
+        assert "0 new logged rows; 0 alerts firing; 1 model checked" in tick
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

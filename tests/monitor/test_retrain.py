@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,7 +12,7 @@ from tests.monitor.conftest import NOW, log_traffic
 
 from mlscale import Workspace
 from mlscale.errors import NotFoundError, UserError
-from mlscale.monitor import ingest_labels
+from mlscale.monitor import evaluate_alerts, ingest_labels
 from mlscale.monitor.labelled_traffic import labelled_traffic
 from mlscale.monitor.retrain import ACTOR, retrain
 from mlscale.monitor.watch import tick
@@ -19,7 +20,8 @@ from mlscale.quickstart.loans import generate_loans, write_loans_csv
 from mlscale.registry import Holdout, compare, history, score
 from mlscale.serve.routing import parse_rules
 
-FEW_ROUNDS = {"num_boost_round": 30}
+# One thread: on a busy machine an OpenMP team waiting for a core costs more than it gains.
+FEW_ROUNDS = {"num_boost_round": 30, "num_threads": 1}
 
 
 def make_champion(ws: Workspace, folder: Path) -> Workspace:
@@ -246,7 +248,10 @@ def test_a_challenger_that_cannot_be_compared_is_a_recorded_failure(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"on": "hourly"}, "unknown trigger 'hourly': expected one of manual, drift, schedule"),
+        (
+            {"on": "hourly"},
+            "unknown trigger 'hourly': expected one of manual, drift, alert, schedule",
+        ),
         ({"canary": 0}, "canary percentage must be above 0 and at most 100, got 0"),
         ({"min_delta": -1}, "min delta must be 0 or more, got -1"),
         ({"drift_share": 2}, "drift share must be above 0 and at most 1, got 2"),
@@ -272,10 +277,44 @@ def test_unknown_models_and_models_that_cannot_continue_are_refused(unchanged: W
     assert unchanged.runs(kind="retrain") == []
 
 
-def test_a_watch_tick_retrains_drifted_models_and_reports_the_others(
+DRIFT_RULE = """\
+rules:
+  - name: features-drifted
+    metric: drift.share_drifted
+    above: 0.3
+    window: 1h
+    models: [loans]
+"""
+
+
+def test_alert_trigger_fires_on_an_alert_raised_while_the_champion_served(
+    fresh_data: Workspace,
+) -> None:
+    ws = fresh_data
+    (ws.root / "monitor.yaml").write_text(DRIFT_RULE)
+    # The real clock here: the alert's start is compared with when loans@2 takes over.
+    last_hour = time.time() // 3_600 * 3_600 - 3_600  # the last complete window of the rule
+    shifted = generate_loans(1_000, seed=22, shift=True, label=False)
+    log_traffic(ws, shifted, start=last_hour + 600)
+    quiet = ws.retrain("loans", on="alert")
+    assert quiet.decision == "skipped" and quiet.reason == "no alert is firing on loans"
+
+    assert [r.rule for r in evaluate_alerts(ws).firing] == ["features-drifted"]
+    decision = ws.retrain("loans", on="alert")
+    assert decision.decision == "promoted"
+    assert decision.reason.startswith("alert(s) firing on loans: 'features-drifted' since ")
+
+    # Still firing (loans@2 has served nothing yet), but the alert judged loans@1.
+    stale = ws.retrain("loans", on="alert", data="loans@2")
+    assert stale.decision == "skipped"
+    assert "began before loans@2 became production" in stale.reason
+
+
+def test_a_watch_tick_evaluates_alerts_and_retrains_drifted_models(
     fresh_data: Workspace, tmp_path: Path
 ) -> None:
     ws = fresh_data
+    (ws.root / "monitor.yaml").write_text(DRIFT_RULE)
     ws.ingest(write_loans_csv(tmp_path / "calm.csv", 400, seed=3), name="calm")
     ws.train("calm@1", target="default", exclude=["loan_id"], params=FEW_ROUNDS)
     ws.promote("calm", 1)
@@ -284,12 +323,15 @@ def test_a_watch_tick_retrains_drifted_models_and_reports_the_others(
     result = tick(ws, now=NOW, window="1h")
 
     assert result.new_rows == 1_000
+    assert result.alerts is not None
+    assert [e.rule for e in result.alerts.events] == ["features-drifted"]
     by_model = {d.model: d for d in result.decisions}
     assert by_model["loans"].decision == "promoted" and by_model["loans"].trigger == "drift"
     calm = by_model["calm"]
-    assert (calm.decision, calm.trigger) == ("skipped", "drift and schedule")
-    assert "drift: no drift verdict" in calm.reason and "schedule: no retrain yet" in calm.reason
-    assert "1 retrained" in result.describe()
+    assert (calm.decision, calm.trigger) == ("skipped", "drift, alert, schedule")
+    assert "drift: no drift verdict" in calm.reason and "alert: no alert is firing" in calm.reason
+    assert "schedule: no retrain yet; calm@1 was registered" in calm.reason
+    assert "1 alert firing; 2 models checked, 1 retrained" in result.describe()
     # Skips are reported by the tick, not recorded: only the real decision is a run.
     assert [r.params["model"] for r in ws.runs(kind="retrain")] == ["loans"]
 

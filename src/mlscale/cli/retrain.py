@@ -151,8 +151,9 @@ def watch(
     canary: float | None,
     as_json: bool,
 ) -> None:
-    """Every --every: read new traffic, then retrain NAMES (default: every model with the
-    alias) on drift or schedule. One line per tick and per decision; Ctrl-C stops."""
+    """Every --every: read new traffic, evaluate the alert rules (monitor.yaml), then retrain
+    NAMES (default: every model with the alias) on drift, a firing alert or the schedule.
+    One line per tick, per alert event and per decision; Ctrl-C stops."""
     from mlscale.monitor.watch import tick
     from mlscale.monitor.windows import parse_duration
 
@@ -174,6 +175,9 @@ def watch(
             else:
                 # One line each, never wrapped: a log reader (or grep) sees whole decisions.
                 console.print(escape(result.describe()), soft_wrap=True)
+                for event in result.alerts.events if result.alerts else []:
+                    line = f"  alert {event.rule} {event.status}: {event.message}"
+                    console.print(escape(line), soft_wrap=True)
                 for d in result.decisions:
                     colour = _COLOUR[d.decision]
                     console.print(f"  [{colour}]{escape(d.describe())}[/]", soft_wrap=True)

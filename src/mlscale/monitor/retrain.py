@@ -4,15 +4,18 @@
 
 1. **trigger** (:mod:`mlscale.monitor.triggers`): ``manual`` always fires; ``drift`` fires when
    the share of drifted features in the champion's logged traffic reaches ``drift_share``;
-   ``schedule`` fires when the last retrain (or the champion's registration) is older than
-   ``interval``.
+   ``alert`` when an alert rule (``monitor.yaml``) is firing on the model; ``schedule`` when
+   the last retrain (or the champion's registration) is older than ``interval``.
 2. **challenger**: trained like the champion (same model, hyperparameters, features, target,
-   split and seed, from its training run) on fresh data: ``data``, or by default the latest
-   version of the champion's dataset. ``incremental=True`` continues the champion's own model
-   on that data (``init_from``) instead of starting from scratch.
-3. **gate**: challenger and champion are scored on the same rows, the challenger's holdout
-   (:func:`mlscale.registry.compare`); the challenger must be better on ``metric`` by at least
-   ``min_delta``.
+   split and seed, from its training run) on fresh data (:mod:`mlscale.monitor.fresh_data`):
+   ``data``, or by default the latest version of the champion's dataset plus the older half of
+   the labelled logged traffic, written as a version of ``<name>-retrain``. ``incremental=True``
+   continues the champion's own model on that data (``init_from``) instead of starting afresh.
+   Nothing new to learn from is a skip.
+3. **gate**: challenger and champion are scored on the same rows: the newest half of the
+   labelled logged traffic when there is enough of it, else the challenger's holdout
+   (:func:`mlscale.registry.compare`); the challenger must be better on ``metric`` (default
+   auc, rmse for regression) by at least ``min_delta``.
 4. **move**: through :func:`mlscale.registry.promote`, recorded with actor ``retrain`` and the
    figures as the reason, so ``mlscale models history`` shows it and ``rollback`` undoes it.
    With ``canary`` (a percentage) the ``canary`` alias moves instead of ``alias``; serve it with
@@ -365,7 +368,7 @@ class _Decide:
             challenger.version,
             alias=target,
             actor=ACTOR,
-            reason=f"retrain on {o.on} ({trigger.reason}): {comparison.describe()}",
+            reason=f"retrain, trigger {o.on}: {trigger.reason}; {comparison.describe()}",
         )
         if promotion.event is None:
             return f"{name}@{target} already at {challenger.version}"

@@ -1,13 +1,19 @@
-"""When to retrain a model: on request, on drift of its served traffic, or on a schedule.
+"""When to retrain a model: on request, on drift of its served traffic, on an alert, or on a
+schedule.
 
 Each check returns a :class:`Trigger`: whether it fired and a sentence saying why, which the
-retrain decision keeps. A drift check with no logged traffic does not fire; it says so.
+retrain decision keeps. A drift check with no logged traffic does not fire; it says so. The
+alert trigger reads the alert state stored by the last evaluation of the rules
+(:func:`mlscale.monitor.evaluate_alerts`: ``mlscale monitor alerts`` or ``mlscale watch``); an
+alert that has fired since before the champion took its alias judged the previous version, and
+does not count.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mlscale.errors import UserError
@@ -18,7 +24,7 @@ if TYPE_CHECKING:
     from mlscale.store.records import ModelVersion, Run
     from mlscale.workspace import Workspace
 
-TRIGGERS = ("manual", "drift", "schedule")
+TRIGGERS = ("manual", "drift", "alert", "schedule")
 _RUNS_SCANNED = 10_000  # retrain runs looked through for a model's last retrain
 
 
@@ -51,6 +57,8 @@ def check_trigger(
         return Trigger(kind, True, "retrain asked for")
     if kind == "drift":
         return drift_trigger(ws, champion, window=window, drift_share=drift_share, now=now)
+    if kind == "alert":
+        return alert_trigger(ws, champion, alias=alias)
     if kind == "schedule":
         return schedule_trigger(ws, champion, interval=interval, now=now, alias=alias)
     raise UserError(f"unknown trigger {kind!r}: expected one of {', '.join(TRIGGERS)}")
@@ -82,6 +90,41 @@ def drift_trigger(
     if drifted:
         figures += f": {', '.join(drifted)}"
     return Trigger("drift", share >= drift_share, figures)
+
+
+def alert_trigger(ws: Workspace, champion: ModelVersion, *, alias: str = "production") -> Trigger:
+    """Fires when an alert rule is firing on the model, and began to after the champion took
+    ``alias``."""
+    from mlscale.monitor.alerts import active_alerts
+
+    firing = active_alerts(ws, champion.name)
+    if not firing:
+        return Trigger("alert", False, f"no alert is firing on {champion.name}")
+    took_over = _holder_since(ws, champion, alias)
+    current = [a for a in firing if took_over is None or a.since >= took_over]
+    shown = "; ".join(
+        f"{a.rule!r} since {datetime.fromtimestamp(a.since, UTC):%Y-%m-%d %H:%M} UTC"
+        + ("" if a.value is None else f" (value {a.value:.4g})")
+        for a in current or firing
+    )
+    if not current:
+        return Trigger(
+            "alert",
+            False,
+            f"alert(s) firing on {champion.name} began before {champion.ref} became "
+            f"{alias}, so they judged the previous version: {shown}",
+        )
+    return Trigger("alert", True, f"alert(s) firing on {champion.name}: {shown}")
+
+
+def _holder_since(ws: Workspace, champion: ModelVersion, alias: str) -> float | None:
+    """When ``alias`` last moved to the champion (epoch seconds); None if it never moved."""
+    moves = [
+        e
+        for e in ws.metadata.alias_history(champion.name)
+        if e.alias == alias and e.to_version == champion.version
+    ]
+    return moves[-1].at.timestamp() if moves else None
 
 
 def schedule_trigger(

@@ -1,9 +1,10 @@
-"""One tick of ``mlscale watch``: fold new traffic in, then retrain each model whose trigger fires.
+"""One tick of ``mlscale watch``: monitor -> alerts -> retrain each model whose trigger fires.
 
-A tick reads the prediction log into the window summaries once, then, per watched model (each
-model whose alias, ``production`` by default, points at a version), checks the drift trigger
-and, if it does not fire, the schedule one; the first that fires trains a challenger and gates
-it (:func:`mlscale.monitor.retrain.retrain`). Skips are not recorded as runs (a tick every few
+A tick reads the prediction log into the window summaries once, evaluates the alert rules of
+``monitor.yaml`` (:func:`mlscale.monitor.evaluate_alerts`: events are logged and sent to the
+webhooks), then, per watched model (each model whose alias, ``production`` by default, points
+at a version), checks the drift, alert and schedule triggers in that order; the first that
+fires trains a challenger and gates it (:func:`mlscale.monitor.retrain.retrain`). Skips are not recorded as runs (a tick every few
 minutes would bury the real decisions); the tick reports them. The loop around ticks is the
 caller's (the CLI sleeps between them), so a cron job can run one tick and exit.
 """
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlscale.errors import MlscaleError
+from mlscale.monitor.alerts import AlertEvaluation, evaluate_alerts
 from mlscale.monitor.retrain import RetrainDecision, check_options, retrain
 from mlscale.monitor.windows import UpdateResult, update_windows
 from mlscale.registry import holder
@@ -23,7 +25,7 @@ from mlscale.registry import holder
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
 
-WATCH_TRIGGERS = ("drift", "schedule")
+WATCH_TRIGGERS = ("drift", "alert", "schedule")
 _CHECKED = ("min_delta", "canary", "drift_share", "interval", "window")  # see check_options
 
 
@@ -33,6 +35,7 @@ class Tick:
 
     at: datetime
     updates: list[UpdateResult] = field(default_factory=list)
+    alerts: AlertEvaluation | None = None  # None: the rules could not be evaluated
     decisions: list[RetrainDecision] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "loans: <why it could not be checked>"
 
@@ -44,8 +47,10 @@ class Tick:
         """``2026-11-21 08:30:00 UTC: 1,200 new logged rows; 2 models checked, 1 retrained``."""
         acted = sum(d.decision != "skipped" for d in self.decisions)
         checked = len(self.decisions)
+        firing = len(self.alerts.firing) if self.alerts is not None else 0
         text = (
             f"{self.at:%Y-%m-%d %H:%M:%S} UTC: {self.new_rows:,} new logged rows; "
+            f"{firing} alert{'s' * (firing != 1)} firing; "
             f"{checked} model{'s' * (checked != 1)} checked, {acted} retrained"
         )
         return text + (f", {len(self.problems)} problem(s)" if self.problems else "")
@@ -55,6 +60,7 @@ class Tick:
             "at": self.at.isoformat(),
             "new_rows": self.new_rows,
             "updates": [dataclasses.asdict(u) for u in self.updates],
+            "alerts": None if self.alerts is None else self.alerts.to_dict(),
             "decisions": [d.to_dict() for d in self.decisions],
             "problems": self.problems,
         }
@@ -81,6 +87,11 @@ def tick(
     result = Tick(datetime.now(UTC) if now is None else datetime.fromtimestamp(now, UTC))
     result.updates = update_windows(ws)
     result.problems += [f"{u.model}: {p}" for u in result.updates for p in u.problems]
+    try:
+        result.alerts = evaluate_alerts(ws, now=now)
+        result.problems += [f"alerts: {p}" for p in result.alerts.problems]
+    except MlscaleError as exc:  # a broken monitor.yaml is reported; retraining goes on
+        result.problems.append(f"alerts: {exc}")
     for name in watched(ws, alias) if names is None else names:
         try:
             result.decisions.append(_check(ws, name, alias, now, options))
@@ -103,6 +114,6 @@ def _check(
         skips.append(decision)
     return dataclasses.replace(
         skips[-1],
-        trigger=" and ".join(WATCH_TRIGGERS),
+        trigger=", ".join(WATCH_TRIGGERS),
         reason="; ".join(f"{d.trigger}: {d.reason}" for d in skips),
     )
