@@ -84,6 +84,7 @@ def serve(
     ws = _ws(ctx)
     scheme = "https" if certfile else "http"
     console.print(f"serving on {scheme}://{host}:{port}  (POST /v1/models/NAME@ALIAS/predict)")
+    console.print(f"dashboard: {scheme}://{host}:{port}/dashboard  metrics: /metrics")
     run_server(
         ws, list(refs), host=host, port=port, workers=workers, access_log=access_log,
         log_predictions=not no_prediction_log, unseen=unseen, cache_size=cache_size,
