@@ -106,7 +106,7 @@ def test_a_worse_challenger_is_refused_and_the_champion_stays(fresh_data: Worksp
     assert [e.to_version for e in history(ws, "loans", alias="production")] == [1]
     run = ws.run(decision.run or "")
     assert (run.params["decision"], run.params["challenger"]) == ("kept", "loans@2")
-    assert run.params["hyperparameters"] == crippled
+    assert run.params["hyperparameter_overrides"] == crippled
     assert run.metrics["gain"] == pytest.approx(decision.gain)
 
 
@@ -143,8 +143,10 @@ def test_drift_trigger_skips_stable_traffic_and_retrains_on_drifted_traffic(
     log_traffic(ws, stable, start=NOW - 7_200)  # 2 h to 100 min ago
     calm = ws.retrain("loans", on="drift", window="3h", now=NOW)
     assert calm.decision == "skipped" and calm.challenger is None
-    drifted = int(re.search(r"(\d+) of 12 features drifted", calm.reason).group(1))  # type: ignore[union-attr]
-    assert drifted < 6 and "last 3h: 1,000 rows" in calm.reason
+    counted = re.search(r"(\d+) of 12 features drifted", calm.reason)
+    assert (
+        counted is not None and int(counted.group(1)) < 6 and "last 3h: 1,000 rows" in calm.reason
+    )
     assert ws.model("loans@latest").version == 1  # nothing was trained
 
     shifted = generate_loans(1_000, seed=22, shift=True, label=False)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -33,6 +33,7 @@ from mlscale.errors import UserError
 from mlscale.monitor.labelled_traffic import labelled_traffic
 from mlscale.monitor.triggers import last_retrain
 from mlscale.monitor.windows import parse_duration
+from mlscale.refs import Ref
 from mlscale.registry import Comparison, Holdout, score
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def plan(
     origin = base_of(ws, champion)
     latest = ws.dataset(f"{ws.dataset(origin).name}@latest").ref
     fresh = Fresh(latest, train_traffic, evaluation)
-    return Fresh(latest, train_traffic, evaluation, _stale(ws, champion, alias, origin, fresh))
+    return replace(fresh, stale=_stale(ws, champion, alias, origin, fresh))
 
 
 def base_of(ws: Workspace, champion: ModelVersion) -> str:
@@ -110,7 +111,7 @@ def base_of(ws: Workspace, champion: ModelVersion) -> str:
 
 def _made_by(ws: Workspace, champion: ModelVersion) -> Run | None:
     """The retrain run that wrote the champion's ``<model>-retrain`` training data, if any."""
-    if champion.dataset is None or not champion.dataset.startswith(derived_name(champion.name)):
+    if champion.dataset is None or Ref.parse(champion.dataset).name != derived_name(champion.name):
         return None
     for run in ws.metadata.list_runs(_RUNS_SCANNED, kind="retrain"):
         if run.params.get("data") == champion.dataset and run.params.get("base"):
@@ -149,7 +150,8 @@ def _stale(
 def _traffic_note(fresh: Fresh, had: int) -> str:
     if not fresh.traffic_rows:
         return ""
-    return f", and {fresh.traffic_rows - had:,} new labelled logged rows are too few to learn from"
+    new = max(fresh.traffic_rows - had, 0)
+    return f", and {new:,} new labelled logged rows are too few to learn from"
 
 
 def training_set(
@@ -208,8 +210,8 @@ def traffic_comparison(
     ts = evaluation.column("ts")
     first, last = pc.min(ts).as_py(), pc.max(ts).as_py()
     where = (
-        f"the newest {evaluation.num_rows:,} labelled rows of the logged traffic of {champion.name} "
-        f"({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)"
+        f"the newest {evaluation.num_rows:,} labelled rows of the logged traffic of "
+        f"{champion.name} ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)"
     )
     return Comparison(
         metric=metric,

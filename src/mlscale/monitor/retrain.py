@@ -38,9 +38,10 @@ from mlscale.monitor.drift import DRIFT_SHARE
 from mlscale.monitor.fresh_data import Fresh, plan, traffic_comparison, training_set
 from mlscale.monitor.triggers import TRIGGERS, Trigger, check_trigger
 from mlscale.monitor.windows import parse_duration
-from mlscale.refs import Ref, check_name
+from mlscale.refs import check_name
 from mlscale.registry import check_metric, compare, holder, promote
 from mlscale.registry.aliases import describe_move
+from mlscale.registry.goals import gain as gain_of
 from mlscale.store.metadata import check_alias
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ __all__ = [
     "ACTOR",
     "CANARY_ALIAS",
     "DECISIONS",
+    "RUN_KIND",
     "RetrainDecision",
     "check_options",
     "main_metric",
@@ -59,6 +61,7 @@ __all__ = [
 ]
 
 ACTOR = "retrain"  # who the alias moves are recorded as
+RUN_KIND = "retrain"  # the kind of the runs that record decisions
 CANARY_ALIAS = "canary"
 #: promoted: the alias moved; canary: the canary alias moved; kept: the challenger lost;
 #: skipped: no trigger or nothing new to train on; would retrain: a dry run that fired;
@@ -72,7 +75,7 @@ class RetrainDecision:
 
     model: str
     alias: str
-    trigger: str  # manual | drift | schedule
+    trigger: str  # manual | drift | alert | schedule
     decision: str  # one of DECISIONS
     reason: str  # why: the trigger's verdict, the comparison, or the error
     champion: str  # "loans@1"
@@ -96,12 +99,10 @@ class RetrainDecision:
         """How much better the challenger scored (negative: worse); None without both figures."""
         if self.metric is None or self.champion_value is None or self.challenger_value is None:
             return None
-        from mlscale.registry.goals import gain
-
-        return gain(self.metric, self.challenger_value, self.champion_value)
+        return gain_of(self.metric, self.challenger_value, self.champion_value)
 
     def describe(self) -> str:
-        """One line: ``loans: promoted loans@2 (auc 0.7712 vs 0.7420 ...)``.
+        """One line: the model, its champion, the decision, the trigger and why.
 
         >>> RetrainDecision("loans", "production", "drift", "skipped", "no drift",
         ...                 "loans@1").describe()
@@ -158,7 +159,7 @@ def retrain(
     options = _Options(on, alias, metric, min_delta, incremental, canary, params, data)
     champion = _champion(ws, check_name(name, "model name"), alias)
     template = _template(ws, champion)
-    options = options.checked(champion)
+    options = options.checked(ws, champion)
     started = time.time()
     decide = _Decide(ws, champion, options, started)
     trigger = check_trigger(
@@ -178,7 +179,10 @@ def retrain(
             if fresh.evaluation is not None
             else "the challenger's holdout"
         )
-        why = f"{trigger.reason}; would {how} {champion.ref} on {fresh.describe()}, judged on {judged}"
+        why = (
+            f"{trigger.reason}; would {how} {champion.ref} on {fresh.describe()}, "
+            f"judged on {judged}"
+        )
         return decide.dry_run(why, fresh.base)
     return decide.challenge(trigger, template, fresh)
 
@@ -227,7 +231,7 @@ class _Options:
     params: dict[str, Any] | None
     data: str | None
 
-    def checked(self, champion: ModelVersion) -> _Options:
+    def checked(self, ws: Workspace, champion: ModelVersion) -> _Options:
         """The arguments that depend on the champion checked; the default metric filled in."""
         if self.incremental and not adapter_class(champion.flavor).warm_start:
             raise UserError(
@@ -235,7 +239,7 @@ class _Options:
                 "retrain it without --incremental"
             )
         if self.data is not None:
-            Ref.parse(self.data)
+            ws.dataset(self.data)  # NotFoundError naming the versions for a typo
         if self.params:
             adapter_class(champion.flavor).check_params(self.params)
         task = champion.signature["task"]
@@ -331,7 +335,10 @@ class _Decide:
                 "evaluated_on": comparison.holdout,
             }
             if not comparison.passed:
-                why = f"{trigger.reason}; {comparison.describe()}; {o.alias} stays at {self.champion.ref}"
+                why = (
+                    f"{trigger.reason}; {comparison.describe()}; "
+                    f"{o.alias} stays at {self.champion.ref}"
+                )
                 return self._record(self._decision("kept", why, **fields))
             moved = self._move(challenger, comparison, trigger)
         except MlscaleError as exc:
@@ -395,7 +402,7 @@ class _Decide:
             "incremental": d.incremental,
             "canary": d.canary,
             "train_run": d.train_run,
-            "hyperparameters": self.options.params,
+            "hyperparameter_overrides": self.options.params,
         }
         metrics = {}
         if d.metric is not None and d.champion_value is not None:
@@ -405,7 +412,7 @@ class _Decide:
         if d.gain is not None:
             metrics["gain"] = d.gain
         # Created once the decision is made, so its params hold it; the wall time is in env.
-        run = self.ws.metadata.create_run(ACTOR, params=params, dataset=d.data)
+        run = self.ws.metadata.create_run(RUN_KIND, params=params, dataset=d.data)
         self.ws.metadata.finish_run(
             run.id,
             status="failed" if d.decision == "failed" else "finished",

@@ -4,8 +4,9 @@ A tick reads the prediction log into the window summaries once, evaluates the al
 ``monitor.yaml`` (:func:`mlscale.monitor.evaluate_alerts`: events are logged and sent to the
 webhooks), then, per watched model (each model whose alias, ``production`` by default, points
 at a version), checks the drift, alert and schedule triggers in that order; the first that
-fires trains a challenger and gates it (:func:`mlscale.monitor.retrain.retrain`). Skips are not recorded as runs (a tick every few
-minutes would bury the real decisions); the tick reports them. The loop around ticks is the
+fires trains a challenger and gates it (:func:`mlscale.monitor.retrain.retrain`). Skips are
+not recorded as runs (a tick every few minutes would bury the real decisions); the tick
+reports them. The loop around ticks is the
 caller's (the CLI sleeps between them), so a cron job can run one tick and exit.
 """
 
