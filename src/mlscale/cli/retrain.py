@@ -84,6 +84,12 @@ def retrain(
     """Train a challenger to NAME@production on fresh data and promote it only if it wins.
 
     \b
+    Fresh data: --data, else the latest version of the champion's dataset plus the older
+    half of the labelled logged traffic; the newest half (when there are 200 labelled rows
+    or more) judges both models, else the challenger's holdout does.
+    With --canary PCT the 'canary' alias moves instead; route traffic to it with
+      mlscale serve --canary NAME@production=NAME@canary:PCT
+    and complete it with: mlscale models promote NAME VERSION
     The decision (promoted, canary, kept, skipped, failed) is recorded as a run:
       mlscale runs list --kind retrain
     Exit status 1 when the retrain failed.
