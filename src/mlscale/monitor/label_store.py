@@ -118,6 +118,21 @@ class LabelStore:
         )
         return existing
 
+    def labels_for(self, model: str, keys: Iterable[str]) -> dict[str, Any]:
+        """The stored label of each of ``keys`` that has one."""
+        found: dict[str, Any] = {}
+        keys = list(keys)
+        for i in range(0, len(keys), _CHUNK):
+            part = keys[i : i + _CHUNK]
+            marks = ",".join("?" * len(part))
+            found.update(
+                self._db.execute(
+                    f"SELECT key, label FROM labels WHERE model = ? AND key IN ({marks})",
+                    (model, *part),
+                ).fetchall()
+            )
+        return found
+
     def labelled_keys(self, model: str, keys: Iterable[str]) -> set[str]:
         return self._present("labels", model, keys)
 

@@ -9,9 +9,7 @@ request and answering version in the order they were logged. A row answered by s
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
-from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +18,7 @@ import pyarrow.compute as pc
 
 from mlscale.config import STATE_DIR
 from mlscale.models.signature import Signature
+from mlscale.monitor.label_store import open_label_store
 from mlscale.monitor.labels import class_text
 from mlscale.monitor.prediction_index import row_key
 from mlscale.monitor.windows import log_folder
@@ -28,8 +27,6 @@ from mlscale.serve.predlog import read_log
 if TYPE_CHECKING:
     from mlscale.store.records import ModelVersion
     from mlscale.workspace import Workspace
-
-_CHUNK = 500  # ids per IN (...) query: under SQLite's variable limit
 
 
 def labelled_traffic(
@@ -99,22 +96,10 @@ def _row_keys(log: pa.Table) -> list[str | None]:
 
 def _labels(ws: Workspace, model: str, keys: list[str]) -> dict[str, Any]:
     """The stored label of each of ``keys`` that has one."""
-    found: dict[str, Any] = {}
-    path = ws.root / STATE_DIR / "monitor" / "labels.db"  # where open_label_store keeps it
-    if not path.is_file():
-        return found
-    # Read-only, on the label store's documented ``labels`` table: it has no lookup by id yet.
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)) as db:
-        for start in range(0, len(keys), _CHUNK):
-            part = keys[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            found.update(
-                db.execute(
-                    f"SELECT key, label FROM labels WHERE model = ? AND key IN ({marks})",
-                    (model, *part),
-                ).fetchall()
-            )
-    return found
+    if not (ws.root / STATE_DIR / "monitor" / "labels.db").is_file():
+        return {}  # no label was ever sent: do not create the store just to read it
+    with open_label_store(ws) as store:
+        return store.labels_for(model, keys)
 
 
 def _class_values(signature: Signature) -> dict[str, Any]:
