@@ -1,7 +1,8 @@
 """Serving benchmark (issue 5): mlscale serve against a bare ASGI app on the same LightGBM model.
 
 Same model (LightGBM, 100 trees, loans data), same single-row JSON payload, wrk as the load
-generator in its own process; concurrency 1 and 16, two server workers each. Then batch scoring
+generator in its own process; concurrency 1 and 16, two server workers each; and
+``mlflow models serve`` of the same booster when bench/.venv-mlflow exists. Then batch scoring
 against the model's raw in-process predict. Usage: python bench/serve.py [--seconds 10]
 """
 
@@ -27,7 +28,7 @@ from mlscale.quickstart.walkthrough import free_port
 
 WRK_LUA = """
 wrk.method = "POST"
-wrk.body   = [[{body}]]
+wrk.body   = [==[{body}]==]
 wrk.headers["Content-Type"] = "application/json"
 """
 
@@ -87,6 +88,38 @@ def wait_up(url: str, proc: subprocess.Popen) -> None:
     raise RuntimeError("server did not start")
 
 
+MLFLOW_VENV = Path(__file__).resolve().parent / ".venv-mlflow"
+SAVE_MLFLOW = """
+import sys, lightgbm, mlflow.lightgbm
+mlflow.lightgbm.save_model(lightgbm.Booster(model_file=sys.argv[1]), sys.argv[2])
+"""
+
+
+def mlflow_contender(
+    folder: Path, model_file: Path, predictor: object, row: dict
+) -> tuple[list[str], str] | None:
+    """``mlflow models serve`` of the same booster (MLflow's lightgbm flavor), and its payload.
+
+    MLflow is a benchmark-only dependency in its own venv (it pins pandas < 3):
+    ``python3 -m venv bench/.venv-mlflow && bench/.venv-mlflow/bin/pip install mlflow lightgbm``.
+    MLflow has no feature encoder, so it gets the row already encoded (less work than ours).
+    """
+    python = MLFLOW_VENV / "bin" / "python"
+    if not python.exists():
+        return None
+    saved = folder / "mlflow-model"
+    subprocess.run([str(python), "-c", SAVE_MLFLOW, str(model_file), str(saved)], check=True)
+    encoded = predictor.encoder.encode_records([row])[0]  # type: ignore[attr-defined]
+    names = [f"Column_{i}" for i in range(len(encoded))]
+    values = [float(v) for v in encoded]
+    payload = json.dumps({"dataframe_split": {"columns": names, "data": [values]}})
+    path = f"{MLFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}"  # its uvicorn, not ours
+    command = ["env", f"PATH={path}", str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve",
+               "-m", str(saved),
+               "--env-manager", "local", "-h", "127.0.0.1", "--workers", "2"]  # fmt: skip
+    return command, payload
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
@@ -110,12 +143,17 @@ def run(folder: Path, args: argparse.Namespace) -> None:
     predictor = ws.predictor("loans@production")
     model_file = folder / "model.txt"
     model_file.write_bytes(predictor.model.save())
-    row = {k: v for k, v in generate_loans(1, seed=8, label=False).to_pylist()[0].items()
-           if k in predictor.signature.feature_names}  # fmt: skip
+    # A row with every feature present: MLflow's pandas path cannot take a JSON null as a number.
+    row = next(
+        {k: v for k, v in r.items() if k in predictor.signature.feature_names}
+        for r in generate_loans(50, seed=8, label=False).to_pylist()
+        if all(v is not None for v in r.values())
+    )
     body = json.dumps({"rows": [row]})
     plan = [[f.name, {c: k for k, c in enumerate(f.categories)} if f.kind == "categorical" else None]
             for f in predictor.signature.features]  # fmt: skip
 
+    mlflow = mlflow_contender(folder, model_file, predictor, row)
     env = os.environ | {"BARE_MODEL_FILE": str(model_file), "BARE_PLAN": json.dumps(plan),
                         "PYTHONPATH": str(Path(__file__).parent)}  # fmt: skip
     servers = {
@@ -124,25 +162,30 @@ def run(folder: Path, args: argparse.Namespace) -> None:
         "mlscale serve": [sys.executable, "-m", "mlscale", "--workspace", str(ws.root), "serve",
                           "--workers", "2"],
     }  # fmt: skip
+    paths = {name: ("/healthz", "/v1/models/loans@production/predict", body) for name in servers}
+    if mlflow is not None:
+        servers["mlflow models serve"] = mlflow[0]
+        paths["mlflow models serve"] = ("/ping", "/invocations", mlflow[1])
     results: dict[str, dict[int, dict]] = {}
     for name, cmd in servers.items():
         port = free_port()
         proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, cwd=folder)  # fmt: skip
-        url = f"http://127.0.0.1:{port}/v1/models/loans@production/predict"
+        health, path, payload = paths[name]
+        url = f"http://127.0.0.1:{port}{path}"
         try:
-            wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+            wait_up(f"http://127.0.0.1:{port}{health}", proc)
             httpx.post(
-                url, content=body, headers={"content-type": "application/json"}
+                url, content=payload, headers={"content-type": "application/json"}
             ).raise_for_status()
             results[name] = {}
             for concurrency in (1, 16):
-                wrk(url, body, concurrency, 2, folder)  # warm-up
-                results[name][concurrency] = wrk(url, body, concurrency, args.seconds, folder)
+                wrk(url, payload, concurrency, 2, folder)  # warm-up
+                results[name][concurrency] = wrk(url, payload, concurrency, args.seconds, folder)
                 print(
                     f"{name}, concurrency {concurrency}: {results[name][concurrency]}", flush=True
                 )
-            exact = sequential("127.0.0.1", port, "/v1/models/loans@production/predict", body, 5)
+            exact = sequential("127.0.0.1", port, path, payload, 5)
             results[name]["exact"] = exact
             print(f"{name}, one request at a time (exact percentiles): {exact}", flush=True)
         finally:
@@ -168,10 +211,14 @@ def run(folder: Path, args: argparse.Namespace) -> None:
         f"mlscale single-row latency, one at a time: p50 {m['exact']['p50']:.2f} ms (target <= 0.5), "
         f"p99 {m['exact']['p99']:.2f} ms (target <= 2)"
     )
-    print(
-        "MLflow: not measured in this run (needs `mlflow` in its own environment); "
-        "ANCHORS.md: 107 req/s at concurrency 16, 1 worker; 203 req/s with 2 workers"
-    )
+    if "mlflow models serve" in results:
+        f = results["mlflow models serve"]
+        print(
+            f"mlscale / mlflow models serve at concurrency 16: {m[16]['rps'] / f[16]['rps']:.1f}x "
+            "(target >= 10x)"
+        )
+    else:
+        print(f"MLflow: not measured ({MLFLOW_VENV} missing; see mlflow_contender)")
 
     # Batch scoring against the raw in-process predict of the same model.
     data = folder / "batch.parquet"
