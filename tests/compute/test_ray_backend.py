@@ -76,6 +76,7 @@ def test_distributed_gbdt_agrees_with_local_and_serves(
     curves = json.loads(ws.artifacts.get_bytes(run.artifacts["curves"]))
     assert len(curves["valid_loss"]) == rounds and steps == list(range(1, rounds + 1))
     assert curves["valid_loss"][-1] < curves["valid_loss"][0]
+    assert list(ws.scratch_dir().iterdir()) == []  # Ray Train's folder, removed
 
     # The version saves, loads and serves like any other.
     assert on_ray.model.flavor == model

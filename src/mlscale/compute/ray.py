@@ -67,13 +67,14 @@ def parse_address(address: str) -> tuple[str, int]:
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> ModuleType:
     """The ``ray`` module, connected to the cluster at ``address`` or to a new local instance.
 
-    ``address`` defaults to ``$MLSCALE_RAY_ADDRESS``; without either, Ray starts in this process
-    with ``num_cpus`` CPUs (default: every core). A Ray already started in this process is reused.
-    An address that does not answer is a UserError within a few seconds: ``ray.init`` itself
-    would keep retrying for minutes.
+    ``address`` defaults to ``$MLSCALE_RAY_ADDRESS``, then ``$RAY_ADDRESS``; without one (or
+    with ``"local"``) a new Ray instance starts in this process with ``num_cpus`` CPUs (default:
+    every core). A Ray already started in this process is reused, whatever ``address`` says.
+    An address that does not answer is a UserError within a few seconds (see :func:`probe`):
+    ``ray.init`` itself would keep retrying for minutes.
     """
     ray = require("ray", extra="ray")
-    address = address or os.environ.get("MLSCALE_RAY_ADDRESS") or None
+    address = address or os.environ.get("MLSCALE_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if address == "local":
         address = None
     if address is not None and address != "auto":
@@ -85,7 +86,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Modul
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+            # "local", not None: None would join whatever cluster `ray start` last started.
+            ray.init("local", num_cpus=num_cpus, include_dashboard=False, **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:

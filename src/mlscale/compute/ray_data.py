@@ -18,6 +18,7 @@ the column and the value, but not the row number, which a batch on an actor does
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import uuid
@@ -25,14 +26,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlscale.compute.ray_errors import mlscale_cause
-from mlscale.errors import DataError, UserError
+from mlscale.errors import DataError, MlscaleError, UserError
 
 if TYPE_CHECKING:
     from mlscale.config import Config
@@ -77,29 +78,24 @@ def predict_file_ray(
     writer: pq.ParquetWriter | None = None
     rows = 0
     try:
-        with _data_context(ray), _worker_errors():
-            scored = _read(ray, source, present).map_batches(
-                _Scorer,
-                fn_constructor_kwargs={
-                    "config": ws.config,
-                    "version": version,
-                    "query": query,
-                    "uri": source.uri,
-                },
-                batch_format="pyarrow",
-                batch_size=batch_rows,
-                compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=1,
-            )
-            for table in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
-                if table.num_rows == 0:
-                    continue
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writer.write_table(table)
-                rows += table.num_rows
-                if on_progress:
-                    on_progress(rows)
+        failure: MlscaleError | None = None
+        try:
+            with _data_context(ray):
+                for table in _scored(ray, ws, version, source, present, query, actors, batch_rows):
+                    if table.num_rows == 0:
+                        continue
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                    writer.write_table(table)
+                    rows += table.num_rows
+                    if on_progress:
+                        on_progress(rows)
+        except Exception as exc:
+            failure = mlscale_cause(exc)  # an actor's DataError, say, inside Ray's wrappers
+            if failure is None or failure is exc:
+                raise
+        if failure is not None:
+            _raise_alone(failure)
         if writer is None:
             raise DataError(f"{source_path}: no rows to score")
         writer.close()
@@ -135,6 +131,33 @@ def _validating_query(version: ModelVersion, source: FileSource) -> tuple[_Query
         )
         schema = pipeline.contract.schema().to_arrow()
     return _Query(plan.sql, plan.columns, schema), present
+
+
+def _scored(
+    ray: Any,
+    ws: Workspace,
+    version: ModelVersion,
+    source: FileSource,
+    present: list[str],
+    query: _Query,
+    actors: int,
+    batch_rows: int,
+) -> Iterator[pa.Table]:
+    """The scored batches, in input order, as Ray Data produces them."""
+    dataset = _read(ray, source, present).map_batches(
+        _Scorer,
+        fn_constructor_kwargs={
+            "config": ws.config,
+            "version": version,
+            "query": query,
+            "uri": source.uri,
+        },
+        batch_format="pyarrow",
+        batch_size=batch_rows,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=1,
+    )
+    yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
 def _read(ray: Any, source: FileSource, columns: list[str]) -> Any:
@@ -245,17 +268,13 @@ def _data_context(ray: Any) -> Iterator[None]:
         logger.setLevel(level)
 
 
-@contextmanager
-def _worker_errors() -> Iterator[None]:
-    """An actor's own error (a DataError, say) instead of Ray's wrappers around it."""
-    try:
-        yield
-    except Exception as exc:
-        cause = mlscale_cause(exc)
-        if cause is None:
-            raise
-        # Ray Data's notes are advice on retrying I/O, not about this error.
-        vars(cause).pop("__notes__", None)
-        if cause is exc:
-            raise
-        raise cause from None
+def _raise_alone(error: MlscaleError) -> NoReturn:
+    """Raise a worker's ``error`` without Ray's error as its context, and free the failed run.
+
+    Called after the ``except`` block that caught Ray's error: that error's traceback holds
+    the failed run, whose actors sit in a reference cycle inside Ray Data, keeping their CPUs
+    until the garbage collector runs (a long-lived process would wait for them).
+    """
+    vars(error).pop("__notes__", None)  # Ray Data's advice on retrying I/O, not about this
+    gc.collect()
+    raise error

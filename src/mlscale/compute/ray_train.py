@@ -59,12 +59,16 @@ def fit_distributed(
     init_from: BaseModel | None = None,
     workers: int = 2,
     address: str | None = None,
+    storage: Path | None = None,
 ) -> BaseModel:
     """``adapter.fit(X, y, ...)`` data-parallel on ``workers`` Ray Train workers; returns ``adapter``.
 
-    Takes the arguments of :meth:`BaseModel.fit`, plus the number of workers and the Ray
-    address (see :func:`mlscale.compute.ray.connect`). Afterwards ``adapter.booster_`` is the
-    trained booster and ``adapter.curves_`` its validation loss per round.
+    Takes the arguments of :meth:`BaseModel.fit`, plus the number of workers, the Ray address
+    (see :func:`mlscale.compute.ray.connect`) and a folder for Ray Train's run state and the
+    checkpoint the model comes back in (default: a temporary folder; on a cluster of several
+    machines it must be one they all mount, such as the workspace's). Afterwards
+    ``adapter.booster_`` is the trained booster and ``adapter.curves_`` its validation loss per
+    round.
     """
     from mlscale.compute.ray import connect
 
@@ -87,7 +91,7 @@ def fit_distributed(
         "valid": None if valid is None else ray.put(valid),
         "init": None if init_from is None else init_from.save(),
     }
-    model_bytes, curves = _run(ray, adapter.flavor, config, workers)
+    model_bytes, curves = _run(ray, adapter.flavor, config, workers, storage)
     fitted = type(adapter).load(model_bytes, task=adapter.task, categorical=adapter.categorical)
     adapter.booster_ = fitted.booster_  # type: ignore[attr-defined]
     adapter.curves_ = curves
@@ -98,7 +102,7 @@ def fit_distributed(
 
 
 def _run(
-    ray: Any, flavor: str, config: dict[str, Any], workers: int
+    ray: Any, flavor: str, config: dict[str, Any], workers: int, storage: Path | None
 ) -> tuple[bytes, dict[str, list[float]]]:
     """Run the Ray Train job; return rank 0's model bytes and curves."""
     from ray.train import RunConfig, ScalingConfig
@@ -110,12 +114,12 @@ def _run(
 
     # Ray Train keeps its run state and the checkpoint under storage_path: a folder of ours,
     # removed afterwards, instead of ~/ray_results.
-    with tempfile.TemporaryDirectory(prefix="mlscale-ray-train-") as storage:
+    with tempfile.TemporaryDirectory(prefix="mlscale-ray-train-", dir=storage) as folder:
         trainer = Trainer(
             _train_loop,
             train_loop_config=config,
             scaling_config=ScalingConfig(num_workers=workers),
-            run_config=RunConfig(storage_path=storage, name=f"mlscale-{flavor}"),
+            run_config=RunConfig(storage_path=folder, name=f"mlscale-{flavor}"),
         )
         try:
             result = trainer.fit()
@@ -124,9 +128,9 @@ def _run(
             if cause is None:
                 raise
             raise cause from None
-        with result.checkpoint.as_directory() as folder:
-            model_bytes = Path(folder, _MODEL_FILE).read_bytes()
-            curves = json.loads(Path(folder, _CURVES_FILE).read_text())
+        with result.checkpoint.as_directory() as checkpoint:
+            model_bytes = Path(checkpoint, _MODEL_FILE).read_bytes()
+            curves = json.loads(Path(checkpoint, _CURVES_FILE).read_text())
     return model_bytes, curves
 
 

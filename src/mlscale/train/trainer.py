@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,7 +84,7 @@ def train(
     ``backend="ray"`` fits lightgbm or xgboost data-parallel on ``workers`` Ray Train workers,
     on the cluster at ``address`` or on Ray started in this process (:mod:`mlscale.compute.ray`).
     """
-    compute = _Compute(backend, address, workers)
+    compute = _Compute(backend, address, workers, ws.scratch_dir() if backend == "ray" else None)
     if out_of_core and backend != "local":
         raise UserError("out-of-core training runs locally; leave out --backend ray")
     if out_of_core:
@@ -265,6 +266,7 @@ class _Compute:
     backend: str
     address: str | None
     workers: int
+    scratch: Path | None  # Ray Train's checkpoint goes here: in the workspace, shared by nodes
 
     def check(self, model: str) -> None:
         """Refuse what cannot run; connect to Ray now, so a bad address fails before any work."""
@@ -283,7 +285,13 @@ class _Compute:
             return adapter.fit
         from mlscale.compute.ray import fit_distributed
 
-        return partial(fit_distributed, adapter, workers=self.workers, address=self.address)
+        return partial(
+            fit_distributed,
+            adapter,
+            workers=self.workers,
+            address=self.address,
+            storage=self.scratch,
+        )
 
 
 @dataclass
