@@ -210,3 +210,38 @@ def test_the_ray_backend_is_refused_until_it_exists() -> None:
             check_backend("ray", None)
     else:
         assert check_backend("ray", None) == "ray"
+
+
+#: Per model, fixed values that keep a trial to milliseconds on 3,000 rows.
+SMALL = {
+    "lightgbm": {"num_boost_round": 12, "num_threads": 1},
+    "xgboost": {"num_boost_round": 12, "nthread": 1},
+    "random_forest": {"n_estimators": 10, "n_jobs": 1},
+    "torch_mlp": {"epochs": 3, "num_threads": 1},
+    "logistic": {},
+}
+
+
+@pytest.mark.parametrize("model", sorted(SMALL))
+def test_every_adapter_can_be_tuned_through_the_contract(loans_ws: Workspace, model: str) -> None:
+    from dataclasses import replace
+
+    from mlscale.models.base import adapter_class
+    from mlscale.tune.space import default_space
+
+    cls = adapter_class(model)
+    fixed = SMALL[model]
+    space = default_space(model, cls)
+    space = replace(
+        space, dims={k: v for k, v in space.dims.items() if k not in fixed}, fixed=fixed
+    )
+    result = loans_ws.tune(
+        "loans@1", target="default", exclude=["loan_id"], model=model, space=space, trials=2,
+        sampler="random",
+    )  # fmt: skip
+    assert result.complete == 2 and result.model.ref == "loans@1"
+    trials = study_of(loans_ws, result.study).trials
+    if cls.iterations_param is not None:  # iterative models report for pruning
+        assert all(t.intermediate_values for t in trials)
+    else:
+        assert not any(t.intermediate_values for t in trials)

@@ -70,8 +70,11 @@ def run_trials(
     storage = task.storage.open()
     existing = len(optuna.load_study(study_name=task.study, storage=storage).trials)
     # A fresh seed for each worker and each resumption: a resumed random or TPE sampler with
-    # the first run's seed would propose the first run's points again.
-    seed = int(np.random.SeedSequence([task.objective.seed, worker, existing]).generate_state(1)[0])
+    # the first run's seed would propose the first run's points again. The first worker of a
+    # new study uses the seed as given, so a sequential study proposes what plain Optuna would.
+    seed = task.objective.seed
+    if worker or existing:
+        seed = int(np.random.SeedSequence([seed, worker, existing]).generate_state(1)[0])
     sampler = make_sampler(
         task.sampler, task.objective.space, seed=seed, grid_points=task.grid_points
     )
