@@ -79,7 +79,7 @@ def test_runs_show_prints_the_run_and_writes_its_page(project: Project, tmp_path
     kfold = run_cli(project.root, "runs", "show", project.kfold, "--json", "--html", str(page))
     record = json.loads(kfold.stdout)
     assert record["id"] == project.kfold and record["env"]["model_version"] == "loans@2"
-    assert set(record["artifacts"]) == {"curves", "evaluation"}
+    assert set(record["artifacts"]) == {"curves", "evaluation", "reference"}
     html = page.read_text()
     assert 'aria-label="confusion matrix"' in html  # of the out-of-fold predictions
     assert html.count("<polyline") >= 3  # a learning curve per fold, and the ROC/PR curves
