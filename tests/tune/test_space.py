@@ -117,3 +117,16 @@ def test_grid_and_cmaes_checks() -> None:
     empty = lgb("inherit_defaults: false\nnum_leaves: 8\n")
     with pytest.raises(UserError, match="the search space of model 'lightgbm' is empty"):
         check_sampler("tpe", empty, 3)
+
+
+def test_cmaes_needs_its_package_and_says_how_to_get_it() -> None:
+    import importlib.util
+
+    from mlscale import MissingDependencyError
+
+    space = lgb("inherit_defaults: false\nnum_leaves: {low: 4, high: 64, log: true}\n")
+    if importlib.util.find_spec("cmaes") is None:
+        with pytest.raises(MissingDependencyError, match=r'pip install "mlscale\[tune\]"'):
+            check_sampler("cmaes", space, 3)
+    else:
+        check_sampler("cmaes", space, 3)  # a numeric space is accepted

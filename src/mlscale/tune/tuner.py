@@ -163,26 +163,14 @@ def tune(
 
         iterations = max_iterations(chosen, cls)
         workers = max(1, min(parallel, trials - counted_trials(opt_study)))
+        settings = {"trials": trials, "parallel": parallel, "backend": backend, "timeout": timeout}
         run = ws.metadata.create_run(
             "tune",
-            params={
-                "study": study_name,
-                "storage": storage.describe(),
-                "model": model,
-                "target": target,
-                "task": prepared.task,
-                "metric": metric,
+            params={"study": study_name, "storage": storage.describe()}
+            | {k: v for k, v in identity.items() if k not in ("dataset", "features")}
+            | settings
+            | {
                 "direction": DIRECTIONS[metric],
-                "sampler": sampler,
-                "pruner": pruner,
-                "trials": trials,
-                "parallel": parallel,
-                "backend": backend,
-                "timeout": timeout,
-                "seed": seed,
-                "space": chosen.to_dict(),
-                "test_size": test_size,
-                "valid_size": valid_size,
                 "rows_fit": len(data.y_fit),
                 "rows_valid": len(data.y_valid),
                 "resumed_at": done,
