@@ -360,11 +360,12 @@ def main() -> None:
     def tune(pruner: str, **options: Any) -> dict[str, Any]:
         return mlscale_tune(ws, ref, args.trials, pruner=pruner, space=space, **options)
 
+    # Pairs that are compared run one after the other, so that they see similar machine load.
     contenders: dict[str, Callable[[], dict[str, Any]]] = {
         "optuna n_jobs=1": lambda: plain_optuna(rows, space, args.trials, 1),
-        "optuna n_jobs=2": lambda: plain_optuna(rows, space, args.trials, 2),
         "mlscale no pruning": lambda: tune("none"),
         "mlscale median": lambda: tune("median"),
+        "optuna n_jobs=2": lambda: plain_optuna(rows, space, args.trials, 2),
         "mlscale median, parallel 2": lambda: tune("median", parallel=2, study="parallel"),
         "mlscale hyperband, parallel 2": lambda: tune("hyperband", parallel=2, study="hyperband"),
     }
@@ -386,12 +387,25 @@ def main() -> None:
         print(f"\n(b) against plain Optuna at its best n_jobs ({best_plain_name}: "
               f"{base['wall']:.1f}s, best AUC {base['best']:.4f})")  # fmt: skip
         _table(results, base)
+        print("  targets: wall <= 0.5 of plain Optuna's, best AUC within 0.002 of its best")
+        for name, r in results.items():
+            if name.startswith("mlscale") and name != "mlscale no pruning":
+                _verdict(name, r, base)
     if "mlscale no pruning" in results:
         base = results["mlscale no pruning"]
         print(
             f"\n(c) against mlscale without pruning ({base['wall']:.1f}s, best {base['best']:.4f})"
         )
         _table({k: v for k, v in results.items() if k.startswith("mlscale")}, base)
+        print("  target: pruning alone, wall <= 0.5 of no pruning, best AUC within 0.002")
+        if "mlscale median" in results:
+            _verdict("mlscale median", results["mlscale median"], base)
+
+
+def _verdict(name: str, r: dict[str, Any], base: dict[str, Any]) -> None:
+    ratio, delta = r["wall"] / base["wall"], r["best"] - base["best"]
+    met = ratio <= 0.5 and delta >= -TOLERANCE
+    print(f"  {name}: wall ratio {ratio:.2f}, AUC {delta:+.4f}: {'met' if met else 'MISSED'}")
 
 
 def _table(results: dict[str, dict[str, Any]], base: dict[str, Any]) -> None:
