@@ -245,3 +245,47 @@ def test_every_adapter_can_be_tuned_through_the_contract(loans_ws: Workspace, mo
         assert all(t.intermediate_values for t in trials)
     else:
         assert not any(t.intermediate_values for t in trials)
+
+
+def test_a_postgresql_workspace_keeps_its_studies_in_their_own_schema(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, loans_csv: Path, small_space: Path
+) -> None:
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("MLSCALE_DB_URL", pg_url)
+    ws = Workspace.init(tmp_path / "pg")
+    ws.ingest(loans_csv, name="loans")
+    first = tune(ws, small_space, trials=2)
+    assert study_storage(ws, first.study).kind == "rdb"
+    resumed = tune(ws, small_space, trials=3)  # the same study, continued
+    assert resumed.study == first.study and resumed.ran == 1
+    engine = sa.create_engine(sa.make_url(pg_url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            tables = set(
+                conn.exec_driver_sql(
+                    "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+                ).scalars()
+            )
+            mlscale_revision = conn.exec_driver_sql(
+                "SELECT version_num FROM public.alembic_version"
+            )
+            assert mlscale_revision.scalar()  # mlscale's migrations table is its own
+    finally:
+        engine.dispose()
+    assert {"optuna.studies", "optuna.trials", "optuna.alembic_version"} <= tables
+    assert "public.studies" not in tables and "public.runs" in tables
+
+
+def test_the_package_lists_its_public_names() -> None:
+    import types
+
+    import mlscale.tune
+
+    public = {
+        name
+        for name in dir(mlscale.tune)
+        if not name.startswith("_")
+        and not isinstance(getattr(mlscale.tune, name), types.ModuleType)
+    }
+    assert public == set(mlscale.tune.__all__)
