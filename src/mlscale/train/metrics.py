@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics
 
 
 def evaluate(task: str, y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """AUC, log loss and accuracy for classifiers; RMSE, MAE and R2 for regressors."""
+    from sklearn import metrics  # imported when used: it costs the CLI most of a second
+
     if task == "regression":
         return {
             "rmse": float(np.sqrt(metrics.mean_squared_error(y, predicted))),
