@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from mlscale import UserError, Workspace
+from mlscale import MlscaleError, UserError, Workspace
 from mlscale.compute import check_backend
 from mlscale.tune import TuneInterrupted, TuneProgress
 from mlscale.tune.objective import OWNER_ATTR
@@ -289,3 +289,13 @@ def test_the_package_lists_its_public_names() -> None:
         and not isinstance(getattr(mlscale.tune, name), types.ModuleType)
     }
     assert public == set(mlscale.tune.__all__)
+
+
+def test_a_timeout_stops_starting_trials_and_registers_the_best_so_far(
+    loans_ws: Workspace, small_space: Path
+) -> None:
+    result = tune(loans_ws, small_space, trials=10_000, timeout=1.0, pruner="none")
+    assert result.stopped == "timeout" and 1 <= result.complete < 10_000
+    assert result.model.ref == "loans@1"
+    with pytest.raises(MlscaleError, match=r"has completed .* give it a longer --timeout"):
+        tune(loans_ws, small_space, trials=10_000, timeout=1e-9, study="instant")

@@ -258,9 +258,12 @@ def _register(
     best = _best(study)
     if best is None:
         counts = _counts(study)
+        hint = "run more trials (the same command continues the study) or use --pruner none"
+        if _finished(study) < trials:
+            hint = "give it a longer --timeout; the same command continues the study"
         raise MlscaleError(
-            f"no trial of study {study.study_name!r} completed ({counts['pruned']} pruned, "
-            f"{counts['failed']} failed); run more trials or use --pruner none"
+            f"no trial of study {study.study_name!r} has completed ({counts['pruned']} pruned, "
+            f"{counts['failed']} failed): nothing to register; {hint}"
         )
     if progress is not None:
         counts = _counts(study)
