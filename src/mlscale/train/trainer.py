@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mlscale.workspace import Workspace
 
 REFERENCE_ROWS = 100_000
+CURVE_ROWS = 20_000
 
 #: Told of training progress: (iteration, planned iterations or None, that iteration's metrics).
 ProgressCallback = Callable[[int, int | None, dict[str, float]], None]
@@ -398,12 +399,19 @@ def _fit(
         return False
 
     X, y = prepared.X, prepared.y
+    # The per-iteration curve is tracked on at most CURVE_ROWS holdout rows: scoring every
+    # round on the whole holdout costs a large share of the fit, and the curve needs no more.
+    # The metrics are computed on the whole holdout afterwards.
+    curve_rows = split.test
+    if len(curve_rows) > CURVE_ROWS:
+        pick = np.random.default_rng(seed).choice(len(curve_rows), CURVE_ROWS, replace=False)
+        curve_rows = curve_rows[np.sort(pick)]
     return compute.fit(adapter)(
         X[split.train],
         y[split.train],
         num_classes=prepared.num_classes,
         seed=seed,
-        valid=(X[split.test], y[split.test]),
+        valid=(X[curve_rows], y[curve_rows]),
         on_iteration=report,
         init_from=init,
     )
