@@ -41,6 +41,7 @@ TASK_METRICS = {
     "regression": ("rmse", "mae", "r2"),
 }
 _THREAD_PARAMS = ("num_threads", "nthread", "n_jobs")
+CURVE_ROWS = 20_000
 
 
 def threads_param(cls: type[BaseModel]) -> str | None:
@@ -67,6 +68,18 @@ class TrialData:
     task: str
     categorical: list[int]
     num_classes: int
+
+    def curve_rows(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``CURVE_ROWS`` validation rows for the per-iteration loss that pruning reads.
+
+        Scoring every round on all the validation rows would cost a large share of each fit;
+        the trial's final score still uses all of them.
+        """
+        n = len(self.y_valid)
+        if n <= CURVE_ROWS:
+            return self.X_valid, self.y_valid
+        pick = np.sort(np.random.default_rng(seed).choice(n, CURVE_ROWS, replace=False))
+        return self.X_valid[pick], self.y_valid[pick]
 
 
 @dataclass
@@ -137,7 +150,7 @@ class Objective:
                 data.y_fit,
                 num_classes=data.num_classes,
                 seed=self.seed,
-                valid=(data.X_valid, data.y_valid),
+                valid=data.curve_rows(self.seed),
                 on_iteration=on_iteration,
             )
             if pruned_at:
