@@ -24,15 +24,12 @@ import atexit
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from mlscale.config import STATE_DIR
 from mlscale.errors import MlscaleError
@@ -40,6 +37,7 @@ from mlscale.monitor.alert_metrics import MetricSource, RuleError
 from mlscale.monitor.alert_rules import AlertConfig, Rule, load_alert_config, rules_path
 from mlscale.monitor.alert_sinks import AlertNotifier, log_event
 from mlscale.monitor.prediction_index import update_index
+from mlscale.monitor.sqlite_file import SqliteFile
 from mlscale.monitor.windows import resolve_version, update_windows
 
 if TYPE_CHECKING:
@@ -142,32 +140,11 @@ def alert_store_path(ws: Workspace) -> Path:
     return ws.root / STATE_DIR / "monitor" / "alerts.db"
 
 
-class AlertStore:
+class AlertStore(SqliteFile):
     """Alert state, events and their deliveries (close it, or use ``with``)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Read-modify-write of a rule's state: a second evaluator waits, so none sends twice."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     def state(self, rule: str, model: str) -> tuple[str, float | None] | None:
         row = self._db.execute(

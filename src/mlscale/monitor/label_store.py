@@ -17,13 +17,12 @@ its last request, so a request cut across two segments keeps one numbering).
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlscale.config import STATE_DIR
+from mlscale.monitor.sqlite_file import SqliteFile
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
@@ -65,7 +64,7 @@ def open_label_store(ws: Workspace) -> LabelStore:
     return LabelStore(ws.root / STATE_DIR / "monitor" / "labels.db")
 
 
-class LabelStore:
+class LabelStore(SqliteFile):
     """Labels and indexed prediction rows of every model of a workspace (close it, or ``with``).
 
     >>> import tempfile
@@ -77,32 +76,7 @@ class LabelStore:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are opened explicitly, as BEGIN IMMEDIATE.
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything inside commits together or not at all; other writers wait."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA, check_same_thread=False)
 
     # -- labels --
     def put_labels(

@@ -15,13 +15,12 @@ with the id of the reference it was counted on).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Self
+from typing import TYPE_CHECKING, NamedTuple
 
 from mlscale.config import STATE_DIR
+from mlscale.monitor.sqlite_file import SqliteFile
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
@@ -57,7 +56,7 @@ def open_store(ws: Workspace) -> WindowStore:
     return WindowStore(ws.root / STATE_DIR / "monitor" / "windows.db")
 
 
-class WindowStore:
+class WindowStore(SqliteFile):
     """The summaries and log cursors of every model of a workspace (close it, or use ``with``).
 
     >>> import tempfile
@@ -68,32 +67,7 @@ class WindowStore:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are opened explicitly, as BEGIN IMMEDIATE.
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything inside commits together or not at all; other writers wait."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # -- settings and cursors --
     def resolution(self, model: str) -> int | None:
