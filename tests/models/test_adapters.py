@@ -128,6 +128,58 @@ def test_valid_curve_and_early_stop(flavor: str, task: str) -> None:
     np.testing.assert_array_equal(stopped.predict(X), short.predict(X))
 
 
+# Hyperparameters that change the model but not how a train set is built (tuning varies them).
+OTHER: dict[str, dict[str, Any]] = {
+    "lightgbm": {
+        "num_leaves": 4,
+        "min_data_in_leaf": 60,
+        "bagging_fraction": 0.7,
+        "bagging_freq": 1,
+    },
+    "linear": {},
+    "xgboost": {"max_depth": 2, "subsample": 0.7, "max_bin": 16},
+    "random_forest": {"max_depth": 3},
+    "torch_mlp": {"hidden_size": 8},
+}
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize("task", TASKS)
+def test_a_shared_trainset_gives_the_model_fit_gives(flavor: str, task: str) -> None:
+    """Tuning fits every trial on one train set: a model fit on it after others (one of them
+    stopped early, as a pruned trial is) is the model a fresh ``fit`` makes, byte for byte."""
+    X, y, k = data(task)
+    Xv, yv, _ = data(task, n=200, seed=1)
+    shared = make(flavor, task).trainset(X, y, seed=1, valid=(Xv, yv))
+    assert make(flavor, task, **OTHER[flavor]).trainset_key(1) == make(flavor, task).trainset_key(1)
+    stop_at_2 = (lambda step, _: step == 2) if flavor in ITERATIVE else None
+    for params in (OTHER[flavor], {}, OTHER[flavor]):
+        on_shared = make(flavor, task, **params).fit_trainset(
+            shared, num_classes=k, seed=1, on_iteration=stop_at_2
+        )
+        fresh = make(flavor, task, **params).fit(
+            X, y, num_classes=k, seed=1, valid=(Xv, yv), on_iteration=stop_at_2
+        )
+        np.testing.assert_array_equal(on_shared.predict(X), fresh.predict(X))
+        assert on_shared.curves_ == fresh.curves_
+        if flavor not in ("linear", "random_forest"):  # skops archives are zips with timestamps
+            assert on_shared.save() == fresh.save()
+        stop_at_2 = None  # then full-length fits on the same train set
+
+
+def test_lightgbm_bins_per_max_bin() -> None:
+    """LightGBM bins with ``max_bin``: another value needs another train set, and a mismatched
+    one is refused by LightGBM rather than silently trained on."""
+    import lightgbm as lgb
+
+    X, y, k = data("binary")
+    coarse = make("lightgbm", "binary", max_bin=15)
+    assert coarse.trainset_key(1) != make("lightgbm", "binary").trainset_key(1)
+    shared = make("lightgbm", "binary").trainset(X, y, seed=1)
+    with pytest.raises(lgb.basic.LightGBMError, match="max_bin"):
+        coarse.fit_trainset(shared, num_classes=k, seed=1)
+
+
 @pytest.mark.parametrize("flavor", ["linear", "random_forest"])
 def test_non_iterative_models_have_no_curves(flavor: str) -> None:
     X, y, k = data("binary")

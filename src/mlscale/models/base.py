@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,6 +35,20 @@ ADAPTERS: dict[str, str] = {
 IterationCallback = Callable[[int, dict[str, float]], bool]
 
 
+@dataclass(frozen=True)
+class TrainSet:
+    """Rows to fit many models on, as :meth:`BaseModel.trainset` made them.
+
+    ``native`` is what the library trains on, built once (LightGBM's binned Datasets, XGBoost's
+    DMatrix), or None where the adapter fits on the arrays themselves.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    valid: tuple[np.ndarray, np.ndarray] | None = None
+    native: Any = None
+
+
 class BaseModel(ABC):
     """Fit on a float64 matrix (categoricals as integer codes, missing as NaN), predict, save.
 
@@ -51,6 +66,9 @@ class BaseModel(ABC):
     warm_start: ClassVar[bool] = False
     #: The hyperparameter that counts training iterations, if any (tuning prunes along it).
     iterations_param: ClassVar[str | None] = None
+    #: Hyperparameters that change what :meth:`trainset` builds (LightGBM's ``max_bin``): a
+    #: train set is shared only by models with the same values of these (see ``trainset_key``).
+    trainset_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, task: str, categorical: list[int], params: dict[str, Any] | None = None):
         self.task = task
@@ -75,6 +93,52 @@ class BaseModel(ABC):
         on_iteration: IterationCallback | None = None,
         init_from: BaseModel | None = None,
     ) -> BaseModel: ...
+
+    def trainset(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        seed: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> TrainSet:
+        """The rows in the form this library trains on, to ``fit_trainset`` many models on.
+
+        Tuning builds it once per study and process, so that each trial skips the work a fit
+        would repeat (LightGBM bins the rows anew in every ``fit``). The default keeps the
+        arrays as they are.
+        """
+        return TrainSet(X, y, valid)
+
+    def trainset_key(self, seed: int) -> tuple[Any, ...]:
+        """What this model's :meth:`trainset` depends on: models with equal keys can share one.
+
+        >>> from mlscale.models.lightgbm import LightGBMModel
+        >>> LightGBMModel(task="binary", categorical=[2]).trainset_key(7)
+        ('lightgbm', 'binary', (2,), 7, (('max_bin', 255),))
+        """
+        params = self.effective_params()
+        depends = tuple((name, params[name]) for name in self.trainset_params)
+        return (self.flavor, self.task, tuple(self.categorical), seed, depends)
+
+    def fit_trainset(
+        self,
+        data: TrainSet,
+        *,
+        num_classes: int,
+        seed: int,
+        on_iteration: IterationCallback | None = None,
+    ) -> BaseModel:
+        """``fit`` on a :class:`TrainSet` from ``trainset``: the same model as ``fit`` on its
+        arrays with the same hyperparameters and seed, and the train set stays reusable."""
+        return self.fit(
+            data.X,
+            data.y,
+            num_classes=num_classes,
+            seed=seed,
+            valid=data.valid,
+            on_iteration=on_iteration,
+        )
 
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray: ...

@@ -8,7 +8,7 @@ import lightgbm as lgb
 import numpy as np
 
 from mlscale.errors import UserError
-from mlscale.models.base import BaseModel, IterationCallback
+from mlscale.models.base import BaseModel, IterationCallback, TrainSet
 from mlscale.models.params import Param
 
 _OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
@@ -19,6 +19,7 @@ class LightGBMModel(BaseModel):
     flavor = "lightgbm"
     warm_start = True
     iterations_param = "num_boost_round"
+    trainset_params = ("max_bin",)
     params_spec: ClassVar[dict[str, Param]] = {
         "num_boost_round": Param("int", 200, low=1, high=100_000, search=(50, 1000), log=True),
         "learning_rate": Param(
@@ -52,20 +53,71 @@ class LightGBMModel(BaseModel):
     ) -> LightGBMModel:
         self._check_init_from(init_from)
         init = getattr(init_from, "booster_", None)
-        if init is not None and init.num_feature() != X.shape[1]:
+        if init is None:
+            data = self.trainset(X, y, seed=seed, valid=valid)
+            return self.fit_trainset(
+                data, num_classes=num_classes, seed=seed, on_iteration=on_iteration
+            )
+        if init.num_feature() != X.shape[1]:
             raise UserError(
                 f"cannot continue a lightgbm model trained on {init.num_feature()} features "
                 f"with data of {X.shape[1]} features"
             )
-        data = lgb.Dataset(X, label=y, categorical_feature=self.categorical, free_raw_data=True)
+        # Continuing sets the earlier model's scores on the rows before binning them: a Dataset
+        # of this fit's own, left for lightgbm.train to construct.
         return self.fit_dataset(
-            data,
+            self._dataset(X, y, seed),
             num_classes=num_classes,
             seed=seed,
             valid=valid,
             on_iteration=on_iteration,
             init_from=init_from,
         )
+
+    def trainset(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        seed: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> TrainSet:
+        """The rows binned once (``native``: the training and validation ``lightgbm.Dataset``),
+        for every model with the same ``max_bin`` and seed to train on."""
+        data = self._dataset(X, y, seed).construct()
+        dvalid = None
+        if valid is not None:
+            # Binned on the training rows' bins; with their own copy of the categorical columns
+            # and parameters, as lightgbm.train checks both against the training Dataset's.
+            dvalid = lgb.Dataset(
+                valid[0],
+                label=valid[1],
+                reference=data,
+                categorical_feature=self.categorical,
+                params=data.get_params(),
+                free_raw_data=True,
+            ).construct()
+        return TrainSet(X, y, valid, native=(data, dvalid))
+
+    def fit_trainset(
+        self,
+        data: TrainSet,
+        *,
+        num_classes: int,
+        seed: int,
+        on_iteration: IterationCallback | None = None,
+    ) -> LightGBMModel:
+        if data.native is None:
+            return self.fit(
+                data.X,
+                data.y,
+                num_classes=num_classes,
+                seed=seed,
+                valid=data.valid,
+                on_iteration=on_iteration,
+            )
+        train, valid = data.native
+        return self._train(train, valid, num_classes, seed, on_iteration, init_from=None)
 
     def fit_dataset(
         self,
@@ -79,6 +131,34 @@ class LightGBMModel(BaseModel):
     ) -> LightGBMModel:
         """``fit`` on a ``lightgbm.Dataset`` built by the caller (from Sequences, out of core)."""
         self._check_init_from(init_from)
+        dvalid = None if valid is None else data.create_valid(valid[0], label=valid[1])
+        return self._train(data, dvalid, num_classes, seed, on_iteration, init_from=init_from)
+
+    def _dataset(self, X: np.ndarray, y: np.ndarray, seed: int) -> lgb.Dataset:
+        """``X`` and ``y`` to bin with what binning depends on. Without the pre-filter, which
+        drops features by ``min_data_in_leaf``, one binned Dataset serves any of its values."""
+        params = self.effective_params()
+        binning = {
+            "max_bin": params["max_bin"],
+            "num_threads": params["num_threads"],
+            "seed": seed,
+            "feature_pre_filter": False,
+            "verbose": -1,
+        }
+        return lgb.Dataset(
+            X, label=y, categorical_feature=self.categorical, params=binning, free_raw_data=True
+        )
+
+    def _train(
+        self,
+        data: lgb.Dataset,
+        valid: lgb.Dataset | None,
+        num_classes: int,
+        seed: int,
+        on_iteration: IterationCallback | None,
+        *,
+        init_from: BaseModel | None,
+    ) -> LightGBMModel:
         params = self.effective_params()
         rounds = int(params.pop("num_boost_round"))
         params |= {
@@ -90,20 +170,16 @@ class LightGBMModel(BaseModel):
         }
         if self.task == "multiclass":
             params["num_class"] = num_classes
-        valid_sets, callbacks = [], []
         self.curves_ = {}
-        if valid is not None:
-            valid_sets = [data.create_valid(valid[0], label=valid[1])]
-            callbacks.append(self._report(on_iteration))
-        init = getattr(init_from, "booster_", None)
+        callbacks = [] if valid is None else [self._report(on_iteration)]
         self.booster_ = lgb.train(
             params,
             data,
             num_boost_round=rounds,
-            valid_sets=valid_sets,
-            valid_names=["valid"] if valid_sets else None,
+            valid_sets=[valid] if valid is not None else [],
+            valid_names=["valid"] if valid is not None else None,
             callbacks=callbacks,
-            init_model=init,
+            init_model=getattr(init_from, "booster_", None),
             keep_training_booster=False,
         )
         return self

@@ -20,7 +20,7 @@ import numpy as np
 
 from mlscale._lazy import require
 from mlscale.errors import UserError
-from mlscale.models.base import BaseModel, IterationCallback
+from mlscale.models.base import BaseModel, IterationCallback, TrainSet
 from mlscale.models.params import Param
 
 if TYPE_CHECKING:
@@ -162,6 +162,41 @@ class XGBoostModel(BaseModel):
             valid=dvalid,
             on_iteration=on_iteration,
             init_from=init_from,
+        )
+
+    def trainset(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        seed: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> TrainSet:
+        """The rows as DMatrix objects (``native``: training and validation), which keep the
+        histogram index XGBoost builds on first use, for every model to train on."""
+        dvalid = self.dmatrix(*valid) if valid is not None else None
+        return TrainSet(X, y, valid, native=(self.dmatrix(X, y), dvalid))
+
+    def fit_trainset(
+        self,
+        data: TrainSet,
+        *,
+        num_classes: int,
+        seed: int,
+        on_iteration: IterationCallback | None = None,
+    ) -> XGBoostModel:
+        if data.native is None:
+            return self.fit(
+                data.X,
+                data.y,
+                num_classes=num_classes,
+                seed=seed,
+                valid=data.valid,
+                on_iteration=on_iteration,
+            )
+        dtrain, dvalid = data.native
+        return self.fit_dmatrix(
+            dtrain, num_classes=num_classes, seed=seed, valid=dvalid, on_iteration=on_iteration
         )
 
     def fit_dmatrix(

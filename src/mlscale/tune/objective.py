@@ -1,7 +1,9 @@
 """One trial: fit the model on the tuning rows, score it on the validation rows, record it.
 
 The objective is plain data (arrays, the space, a few settings), so worker processes receive it
-whole and need nothing else but the workspace to record their trials in.
+whole and need nothing else but the workspace to record their trials in. Each process turns the
+rows into the model library's training form once (:meth:`BaseModel.trainset`: LightGBM's binned
+Datasets) and fits every trial that shares it on that, rather than binning the rows per trial.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlscale.errors import MlscaleError
-from mlscale.models.base import BaseModel, adapter_class
+from mlscale.models.base import BaseModel, TrainSet, adapter_class
 from mlscale.train.metrics import evaluate
 from mlscale.tune.space import Space
 
@@ -96,10 +98,31 @@ class Objective:
     dataset: str
     interval: int | None  # iterations between reports (None: the model does not iterate)
     threads: dict[str, int] = field(default_factory=dict)  # e.g. {"num_threads": 1}
+    # The last train set built in this process, with its key; never pickled to workers.
+    _trainset: tuple[tuple[Any, ...], TrainSet] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__ | {"_trainset": None}
 
     @property
     def maximize(self) -> bool:
         return DIRECTIONS[self.metric] == "maximize"
+
+    def trainset(self, adapter: BaseModel) -> TrainSet:
+        """The tuning rows in ``adapter``'s training form: built once, then reused by every trial
+        whose model has the same ``trainset_key`` (a space that tunes ``max_bin`` rebuilds it
+        when the value changes)."""
+        key = adapter.trainset_key(self.seed)
+        if self._trainset is None or self._trainset[0] != key:
+            self._trainset = None  # let the old one go before building the next
+            data = self.data
+            built = adapter.trainset(
+                data.X_fit, data.y_fit, seed=self.seed, valid=data.curve_rows(self.seed)
+            )
+            self._trainset = (key, built)
+        return self._trainset[1]
 
     def __call__(self, ws: Workspace, trial: optuna.Trial) -> float:
         import optuna
@@ -145,12 +168,10 @@ class Objective:
                 categorical=data.categorical,
                 params=cls.check_params(params | self.threads, name=self.model),
             )
-            adapter.fit(
-                data.X_fit,
-                data.y_fit,
+            adapter.fit_trainset(
+                self.trainset(adapter),
                 num_classes=data.num_classes,
                 seed=self.seed,
-                valid=data.curve_rows(self.seed),
                 on_iteration=on_iteration,
             )
             if pruned_at:
