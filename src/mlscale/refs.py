@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -53,3 +54,13 @@ class Ref:
 
     def __str__(self) -> str:
         return f"{self.name}@{self.version if self.version is not None else self.alias}"
+
+
+@functools.lru_cache(maxsize=1024)
+def cached_ref(text: str) -> Ref:
+    """:meth:`Ref.parse`, remembered: a server parses the same few references all day.
+
+    >>> cached_ref("loans@2") is cached_ref("loans@2")
+    True
+    """
+    return Ref.parse(text)

@@ -1,11 +1,12 @@
 import asyncio
+import time
 
 import numpy as np
 import pytest
 
 from mlscale import Workspace
 from mlscale.quickstart.loans import generate_loans
-from mlscale.serve.batching import Batcher, Overloaded
+from mlscale.serve.batching import Batcher, Overloaded, PredictionTimeout
 
 
 def matrices(ws: Workspace, n: int) -> tuple[object, list[np.ndarray]]:
@@ -64,5 +65,28 @@ def test_model_errors_reach_every_caller(trained_ws: Workspace) -> None:
         return await asyncio.gather(*(batcher.predict(X) for X in rows), return_exceptions=True)
 
     assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
-    with pytest.raises(RuntimeError):
-        asyncio.run(batcher.predict(rows[0]))
+
+    async def again() -> object:  # a new loop: the batcher starts over on it
+        return await batcher.predict(rows[0])
+
+    with pytest.raises(RuntimeError, match="model exploded"):
+        asyncio.run(again())
+
+
+def test_a_request_that_waited_too_long_gets_a_timeout(trained_ws: Workspace) -> None:
+    predictor, rows = matrices(trained_ws, 3)
+    batcher = Batcher(predictor, timeout_s=0.05, max_batch_rows=1)  # one request per call
+    slow = predictor.predict_matrix
+
+    def sleepy(X: np.ndarray):  # type: ignore[no-untyped-def]
+        time.sleep(0.1)  # the queue waits behind this prediction
+        return slow(X)
+
+    predictor.predict_matrix = sleepy  # type: ignore[method-assign]
+
+    async def main() -> list:
+        return await asyncio.gather(*(batcher.predict(X) for X in rows), return_exceptions=True)
+
+    first, *rest = asyncio.run(main())
+    assert first.predictions is not None
+    assert all(isinstance(r, PredictionTimeout) for r in rest), rest

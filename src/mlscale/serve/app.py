@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from starlette.routing import Route
 from mlscale.dashboard import dashboard_routes
 from mlscale.errors import MlscaleError, SchemaError, UserError
 from mlscale.models.predictor import Prediction, Predictor
-from mlscale.refs import Ref
+from mlscale.refs import cached_ref
 from mlscale.serve.auth import TokenAuth
 from mlscale.serve.batching import Overloaded
 from mlscale.serve.labels import labels_route
@@ -36,19 +35,14 @@ from mlscale.serve.metrics import ServerMetrics
 from mlscale.serve.models import ServedModels
 from mlscale.serve.observe import Observe
 from mlscale.serve.openapi import openapi_document
-from mlscale.serve.predlog import PredictionLog
+from mlscale.serve.predlog import PredictionColumns, PredictionLog, RecordColumns
+from mlscale.serve.rest import RestPredict
 from mlscale.serve.routing import Rule, ShadowQueue
 from mlscale.serve.v2 import v2_routes
 
 log = logging.getLogger("mlscale.serve")
-MAX_BODY_BYTES = 16 << 20
 THREADPOOL_ROWS = 1_000  # bigger requests predict off the event loop
-REQUEST_TIMEOUT_S = 30.0
 UNSEEN_POLICIES = ("unknown", "reject")
-
-
-class PredictionTimeout(MlscaleError):
-    http_status = 504
 
 
 class AnswerCache:
@@ -168,39 +162,34 @@ def create_app(
     async def list_models(request: Request) -> JSONResponse:
         return JSONResponse({"models": models.names})
 
-    async def predict(request: Request) -> JSONResponse:
+    async def predict(ref: str, body: bytes, headers: dict[bytes, bytes], state: dict) -> bytes:
+        """The REST predict route's work (:class:`RestPredict` does the HTTP around it)."""
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or os.urandom(16).hex()
-        state = request.state
-        state.request_id = request_id
-        asked = request.path_params["ref"]
-        rule = rules.get(str(Ref.parse(asked))) if rules else None
-        predictor = models.get(rule.pick(request.headers.get("x-routing-key")) if rule else asked)
+        request_id = state["request_id"]
+        rule = rules.get(str(cached_ref(ref))) if rules else None
+        if rule is not None:
+            key = headers.get(b"x-routing-key")
+            predictor = models.get(rule.pick(key.decode("latin-1") if key is not None else None))
+        else:
+            predictor = models.get(ref)
         version = predictor.version
-        state.model, state.version = version.name, version.version
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            # Refused before reading it: a huge body costs nothing but this answer.
-            return error(413, f"request body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return error(413, f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+        state["model"], state["version"] = version.name, version.version
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise UserError(f"request body is not valid JSON: {exc}") from None
         rows, columnar = _inputs(payload)
-        key = (version.name, version.version, body)
-        result = cache.get(key)
+        cache_key = (version.name, version.version, body)
+        result = cache.get(cache_key)
         if result is None:
             result = await _predict(predictor, rows, columnar)
-            cache.put(key, result)
-        state.rows = len(result.predictions)
+            cache.put(cache_key, result)
+        state["rows"] = len(result.predictions)
         if rule is not None and rule.shadow is not None:
             shadows.offer((rule.shadow, rows, columnar, request_id), shadow_predict)
         record(predictor, request_id, rows, columnar, result, started)
-        return JSONResponse(
-            _output(predictor, result, request_id), headers={"x-request-id": request_id}
+        return orjson.dumps(
+            _output(predictor, result, request_id), option=orjson.OPT_SERIALIZE_NUMPY
         )
 
     async def shadow_predict(ref: str, rows: Any, columnar: bool, request_id: str) -> None:
@@ -227,8 +216,8 @@ def create_app(
             version.name,
             version.version,
             request_id,
-            rows if columnar else {n: [r[n] for r in rows] for n in names},
-            _log_outputs(result),
+            rows if columnar else RecordColumns(rows, names),
+            PredictionColumns(result.predictions, result.probabilities, result.classes),
             (time.perf_counter() - started) * 1e3,
         )
 
@@ -243,10 +232,7 @@ def create_app(
             return await run_in_threadpool(predictor.predict_matrix, X)
         batcher = models.batcher(predictor)
         metrics.set_queue_depth(predictor.version.name, batcher.depth)
-        try:
-            return await asyncio.wait_for(batcher.predict(X), timeout=REQUEST_TIMEOUT_S)
-        except TimeoutError:
-            raise PredictionTimeout(f"prediction took longer than {REQUEST_TIMEOUT_S:g}s") from None
+        return await batcher.predict(X)
 
     async def predict_columns(predictor: Predictor, columns: dict[str, list[Any]]) -> Prediction:
         return await _predict(predictor, columns, True)
@@ -284,7 +270,8 @@ def create_app(
             Route("/metrics", metrics_page, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/models/{ref}/predict", predict, methods=["POST"]),
+            # POST is answered by RestPredict before routing; other methods get their 405 here.
+            Route("/v1/models/{ref}/predict", _not_allowed, methods=["POST"]),
             labels_route(models.ws),
             *v2_routes(models, predict=predict_columns, record=record_columns),
             *dashboard_routes(models.ws, metrics),  # admin-only when tokens are required
@@ -296,9 +283,14 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    app.add_middleware(RestPredict, handle=predict)
     app.add_middleware(TokenAuth, verify=models.ws.metadata.verify_token, required=require_token)
     app.add_middleware(Observe, metrics=metrics)  # outermost: refused requests are counted too
     return app
+
+
+async def _not_allowed(request: Request) -> Response:  # pragma: no cover - never routed to
+    raise HTTPException(405)
 
 
 def _inputs(payload: Any) -> tuple[Any, bool]:
@@ -349,14 +341,6 @@ def _check_values(
                     f"row {i}, feature {feature.name!r}: {value!r} was not seen in training "
                     f"(known: {known}{more})"
                 )
-
-
-def _log_outputs(result: Prediction) -> dict[str, list[Any]]:
-    outputs: dict[str, list[Any]] = {"prediction": list(result.predictions)}
-    if result.probabilities is not None:
-        for j, label in enumerate(result.classes):
-            outputs[f"proba.{label}"] = result.probabilities[:, j].tolist()
-    return outputs
 
 
 def _output(predictor: Predictor, result: Prediction, request_id: str) -> dict[str, Any]:

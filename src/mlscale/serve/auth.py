@@ -16,6 +16,7 @@ working for up to that long in each server process that has just seen it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ _MISSING = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a server sees few distinct paths; this is per request
 def required_role(path: str) -> str | None:
     """The least role ``path`` needs: ``None`` (public), ``"predict"`` or ``"admin"``.
 

@@ -22,10 +22,15 @@ class Overloaded(MlscaleError):
     http_status = 503
 
 
+class PredictionTimeout(MlscaleError):
+    http_status = 504
+
+
 @dataclass
 class _Item:
     X: np.ndarray
     future: asyncio.Future[Prediction]
+    deadline: float  # loop time
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Batcher:
     max_queue: int = 256  # requests waiting; beyond this, 503
     max_batch_rows: int = 2_048
     wait_s: float = 0.0
+    timeout_s: float = 30.0  # longest wait in the queue before a 504
     _queue: asyncio.Queue[_Item] | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
@@ -44,7 +50,9 @@ class Batcher:
     def depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def predict(self, X: np.ndarray) -> Prediction:
+    def predict(self, X: np.ndarray) -> asyncio.Future[Prediction]:
+        """Queue ``X``; the future gets its prediction, or PredictionTimeout when it waited in
+        the queue longer than ``timeout_s`` (a plain future, cheaper than a task per request)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or a new loop (test clients start one per call)
             self._loop = loop
@@ -53,12 +61,15 @@ class Batcher:
         assert self._queue is not None
         future: asyncio.Future[Prediction] = loop.create_future()
         try:
-            self._queue.put_nowait(_Item(X, future))
-        except asyncio.QueueFull:
-            raise Overloaded(
-                f"{self.predictor.version.ref} has {self.max_queue} requests waiting; retry shortly"
-            ) from None
-        return await future
+            self._queue.put_nowait(_Item(X, future, loop.time() + self.timeout_s))
+        except asyncio.QueueFull:  # answered through the future, as every other outcome
+            future.set_exception(
+                Overloaded(
+                    f"{self.predictor.version.ref} has {self.max_queue} requests waiting; "
+                    "retry shortly"
+                )
+            )
+        return future
 
     async def _run(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
@@ -70,7 +81,13 @@ class Batcher:
                 item = queue.get_nowait()
                 items.append(item)
                 rows += len(item.X)
-            live = [it for it in items if not it.future.done()]  # timed-out callers are gone
+            now = self._loop.time() if self._loop is not None else 0.0
+            for it in items:
+                if now > it.deadline and not it.future.done():
+                    it.future.set_exception(
+                        PredictionTimeout(f"waited longer than {self.timeout_s:g}s to be predicted")
+                    )
+            live = [it for it in items if not it.future.done()]  # gone: timed out or cancelled
             if not live:
                 continue
             try:

@@ -16,7 +16,7 @@ import numpy as np
 
 from mlscale.errors import NotFoundError
 from mlscale.models.predictor import Predictor
-from mlscale.refs import Ref
+from mlscale.refs import Ref, cached_ref
 from mlscale.serve.batching import Batcher
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class ServedModels:
 
     def get(self, text: str) -> Predictor:
         """The predictor for a reference; NotFoundError for models this server does not serve."""
-        ref = Ref.parse(text)
+        ref = cached_ref(text)
         if ref.name not in self.names:
             served = ", ".join(self.names) or "none"
             raise NotFoundError(f"model {ref.name!r} is not served here (served: {served})")

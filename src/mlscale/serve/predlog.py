@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,6 +47,59 @@ BASE_SCHEMA = pa.schema(
 )
 MAX_OPEN_PER_MODEL = 4  # open segments per model (one per live schema, e.g. a canary's)
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError)
+
+
+class RecordColumns(Mapping[str, Sequence[Any]]):
+    """JSON rows (objects with exactly ``names``) read as columns, without copying them now.
+
+    The server logs a request's rows as they came; the columns are gathered for every buffered
+    request at once when the log is flushed, which costs far less than per request.
+    """
+
+    __slots__ = ("names", "records")
+
+    def __init__(self, records: list[dict[str, Any]], names: Sequence[str]) -> None:
+        self.records = records
+        self.names = names
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return [r[name] for r in self.records]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class PredictionColumns(Mapping[str, Sequence[Any]]):
+    """A model's answer as log columns: ``prediction`` and one ``proba.<class>`` per class.
+
+    Keeps the probability matrix as it is; flushing turns many of them into columns at once.
+    """
+
+    __slots__ = ("names", "predictions", "probabilities")
+
+    def __init__(self, predictions: list[Any], probabilities: Any, classes: Sequence[Any]) -> None:
+        self.predictions = predictions
+        self.probabilities = probabilities  # rows x classes, or None (regression)
+        self.names = (
+            ("prediction", *(f"proba.{c}" for c in classes)) if classes else ("prediction",)
+        )
+
+    def __getitem__(self, name: str) -> list[Any]:
+        if name == "prediction":
+            return list(self.predictions)
+        j = self.names.index(name) - 1
+        if j < 0:
+            raise KeyError(name)
+        return self.probabilities[:, j].tolist()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 class _Entry(NamedTuple):
@@ -139,10 +193,19 @@ class PredictionLog:
         ``ts`` is seconds since the epoch (default: now). The lists are kept by reference until
         the next flush, so do not change them afterwards. Never touches the disk.
         """
-        rows = _row_count(features, outputs)
+        if isinstance(features, RecordColumns) and isinstance(outputs, PredictionColumns):
+            rows = len(features.records)  # built by the server: consistent by construction
+            if rows != len(outputs.predictions):
+                raise SchemaError(
+                    f"prediction log: {rows} rows but {len(outputs.predictions)} answers"
+                )
+        else:
+            rows = _row_count(features, outputs)
         if not rows:
             return
-        if any(hasattr(v, "tolist") for v in (*features.values(), *outputs.values())):
+        if isinstance(features, RecordColumns) or isinstance(outputs, PredictionColumns):
+            pass
+        elif any(hasattr(v, "tolist") for v in (*features.values(), *outputs.values())):
             features = {k: _plain(v) for k, v in features.items()}
             outputs = {k: _plain(v) for k, v in outputs.items()}
         if model not in self._known_models:
@@ -384,10 +447,24 @@ def _to_batch(
     feature_maps = [e.features for e in group]
     output_maps = [e.outputs for e in group]
     for maps, prefix, columns in ((feature_maps, "f.", features), (output_maps, "", outputs)):
-        for name in columns:
-            arrays.append(_column([v for m in maps for v in m[name]]))
-            names.append(prefix + name)
+        arrays.extend(_columns(maps, columns))
+        names.extend(prefix + name for name in columns)
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _columns(maps: list[Mapping[str, Sequence[Any]]], names: tuple[str, ...]) -> list[pa.Array]:
+    """The columns ``names`` of many appends, gathered in one pass per column where possible."""
+    if all(type(m) is RecordColumns for m in maps):
+        records = [r for m in maps for r in m.records]  # type: ignore[attr-defined]
+        return [_column([r[name] for r in records]) for name in names]
+    if all(type(m) is PredictionColumns for m in maps):
+        answers: list[PredictionColumns] = maps  # type: ignore[assignment]
+        columns = [_column([v for m in answers for v in m.predictions])]
+        if len(names) > 1:
+            matrix = np.concatenate([m.probabilities for m in answers])
+            columns.extend(pa.array(matrix[:, j], pa.float64()) for j in range(len(names) - 1))
+        return columns
+    return [_column([v for m in maps for v in m[name]]) for name in names]
 
 
 def _plain(values: Sequence[Any]) -> Sequence[Any]:
