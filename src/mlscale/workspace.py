@@ -207,8 +207,10 @@ class Workspace:
     ) -> dict[str, Any]:
         """Score a CSV or Parquet file in batches into a Parquet file.
 
-        ``backend="ray"`` scores on Ray Data (the cluster at ``address``, or Ray started here)
-        with the same output; see :func:`mlscale.compute.ray.predict_file_ray` for its options.
+        ``workers=N`` predicts in N local processes (default 1: one process, reading, predicting
+        and writing overlapped). ``backend="ray"`` scores on Ray Data (the cluster at
+        ``address``, or Ray started here) with the same output; see
+        :func:`mlscale.compute.ray.predict_file_ray` for its options.
         """
         from mlscale.compute import check_backend
 
@@ -220,8 +222,14 @@ class Workspace:
                 self, version, Path(source), Path(output), address=address, **options
             )
         from mlscale.models.batch import predict_file
+        from mlscale.models.batch_workers import VersionRef
+        from mlscale.models.predictor import Predictor
 
-        return predict_file(self.predictor(ref), Path(source), Path(output), **options)
+        version = self.model(ref)
+        exact = VersionRef(str(self.root), version.ref)  # what worker processes load
+        return predict_file(
+            Predictor.load(self, version), Path(source), Path(output), version=exact, **options
+        )
 
     def drift(self, ref: str, source: str | os.PathLike[str]) -> DriftReport:
         """Per-feature drift of a file against the model version's training profile."""

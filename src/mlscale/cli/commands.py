@@ -109,6 +109,11 @@ def serve(
 @click.option(
     "--address", help="Ray cluster address, e.g. 127.0.0.1:6379 (default: start Ray here)."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes predicting in parallel (local; default 1) or Ray actors (ray).",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -117,12 +122,20 @@ def predict(
     output: Path,
     backend: str,
     address: str | None,
+    workers: int | None,
 ) -> None:
     """Score INPUT (CSV or Parquet) with MODEL into OUTPUT (Parquet), in batches."""
     ws = _ws(ctx)
+    options = {"workers": workers} if workers is not None else {}
     with progress(f"scoring {input_file.name}") as update:
         result = ws.predict(
-            model, input_file, output, backend=backend, address=address, on_progress=update
+            model,
+            input_file,
+            output,
+            backend=backend,
+            address=address,
+            on_progress=update,
+            **options,
         )
     console.print(f"scored {result['rows']:,} rows with {result['model']} -> {result['output']}")
 

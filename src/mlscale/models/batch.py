@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlscale.data.pipeline import Pipeline
+from mlscale.data.overlap import WriteBehind, read_ahead
+from mlscale.data.pipeline import Pipeline, ValidatedBatch
 from mlscale.data.sources.duck import open_file
-from mlscale.errors import DataError
+from mlscale.errors import DataError, UserError
+from mlscale.models.batch_workers import VersionRef, scored_in_workers
 from mlscale.models.predictor import Predictor
+
+#: Rows per scored batch: small enough that reading, predicting and writing overlap well.
+SCORE_BATCH_ROWS = 65_536
 
 
 def prediction_columns(
@@ -39,45 +44,80 @@ def predict_file(
     source_path: Path,
     output: Path,
     *,
+    workers: int = 1,
+    version: VersionRef | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``source_path`` into ``output`` (Parquet): the input's columns plus predictions.
 
-    The output appears only when complete (written to a temporary name, then renamed). Rows whose
-    feature values cannot be read fail the run with the row and column named.
+    Reading, predicting and writing overlap: the next batch is read and the previous one
+    compressed and written while a batch is predicted. ``workers`` > 1 predicts in that many
+    processes, each loading ``version`` (the same model version as ``predictor``). The output
+    appears only when complete (written to a temporary name, then renamed). Rows whose feature
+    values cannot be read fail the run with the row and column named.
     """
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    if workers > 1 and version is None:
+        raise UserError("scoring in worker processes needs the model version to load")
     source = open_file(source_path)
     features = {f.name: f.type for f in predictor.signature.features}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
-    writer: pq.ParquetWriter | None = None
+    sink = _ParquetSink(tmp)
     rows = 0
     try:
-        with Pipeline(source, types=features) as pipeline:
-            for batch in pipeline.batches():
-                if batch.rejected is not None and batch.rejected.num_rows:
-                    first = batch.rejected.slice(0, 1).to_pylist()[0]
-                    where = f"line {first['_line']}" if first["_line"] else f"row {first['_row']}"
-                    raise DataError(
-                        f"{source_path}: {where}: {first['_reason']} "
-                        f"({batch.rejected.num_rows} bad row(s) in this batch); nothing was written"
-                    )
-                table = pa.Table.from_batches([batch.good])
-                for name, values in prediction_columns(predictor, table).items():
+        with Pipeline(source, types=features) as pipeline, WriteBehind(sink.write) as writer:
+            tables = _valid_tables(read_ahead(pipeline.batches(SCORE_BATCH_ROWS)), source_path)
+            if workers > 1:
+                assert version is not None
+                scored = scored_in_workers(version, list(features), tables, workers)
+            else:
+                scored = ((t, prediction_columns(predictor, t)) for t in tables)
+            for table, columns in scored:
+                for name, values in columns.items():
                     table = table.append_column(name, values)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writer.write_table(table)
+                writer.put(table)
                 rows += table.num_rows
                 if on_progress:
                     on_progress(rows)
-        if writer is None:
+        if sink.writer is None:
             raise DataError(f"{source_path}: no rows to score")
-        writer.close()
-        writer = None
+        sink.close()
         os.replace(tmp, output)
     finally:
-        if writer is not None:
-            writer.close()
+        sink.close()
         tmp.unlink(missing_ok=True)
     return {"rows": rows, "output": str(output), "model": predictor.version.ref}
+
+
+def _valid_tables(batches: Iterable[ValidatedBatch], source_path: Path) -> Iterator[pa.Table]:
+    """The good rows of each batch; the first bad row stops the run with where and why."""
+    for batch in batches:
+        if batch.rejected is not None and batch.rejected.num_rows:
+            first = batch.rejected.slice(0, 1).to_pylist()[0]
+            where = f"line {first['_line']}" if first["_line"] else f"row {first['_row']}"
+            raise DataError(
+                f"{source_path}: {where}: {first['_reason']} "
+                f"({batch.rejected.num_rows} bad row(s) in this batch); nothing was written"
+            )
+        yield pa.Table.from_batches([batch.good])
+
+
+class _ParquetSink:
+    """A zstd Parquet file opened with the first table's schema."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: pq.ParquetWriter | None = None
+        self._closed = False
+
+    def write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None and not self._closed:
+            self._closed = True
+            self.writer.close()
