@@ -322,7 +322,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="overhead measurements (median)")
     parser.add_argument("--skip-overhead", action="store_true")
-    parser.add_argument("--only", help="comma-separated tuning contenders to run")
+    parser.add_argument("--only", help="tuning contenders to run, separated by semicolons")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -369,7 +369,7 @@ def main() -> None:
         "mlscale median, parallel 2": lambda: tune("median", parallel=2, study="parallel"),
         "mlscale hyperband, parallel 2": lambda: tune("hyperband", parallel=2, study="hyperband"),
     }
-    chosen = args.only.split(",") if args.only else list(contenders)
+    chosen = [c.strip() for c in args.only.split(";")] if args.only else list(contenders)
     results: dict[str, dict[str, Any]] = {}
     for name in chosen:
         _pressure()

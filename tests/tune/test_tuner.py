@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -148,14 +149,27 @@ def test_parallel_workers_share_one_study(loans_ws: Workspace, tmp_path: Path) -
     space.write_text(  # no fixed thread count: each worker gets cores // 2
         "inherit_defaults: false\nnum_boost_round: 30\nnum_leaves: {low: 4, high: 32}\n"
     )
-    result = tune(loans_ws, space, trials=6, parallel=2)
+
+    def owners() -> set[int]:
+        trials = study_of(loans_ws, "parallel").trials
+        return {t.user_attrs[OWNER_ATTR]["pid"] for t in trials if OWNER_ATTR in t.user_attrs}
+
+    def wait_for_the_other_worker(p: TuneProgress) -> None:
+        # This process is worker 0 and starts at once; the other one imports first. Small
+        # trials would all be done before it starts: wait for its first trial.
+        deadline = time.monotonic() + 60
+        while p.stage == "trials" and len(owners()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    result = tune(
+        loans_ws, space, trials=6, parallel=2, study="parallel", progress=wait_for_the_other_worker
+    )
     assert result.complete + result.pruned == 6 and result.ran == 6
     trials = loans_ws.metadata.list_runs(100, kind="trial", parent_id=result.run.id)
     assert len(trials) == 6
     cores = len(os.sched_getaffinity(0))
     assert {t.env["threads"]["num_threads"] for t in trials} == {max(1, cores // 2)}
-    owners = {t.user_attrs[OWNER_ATTR]["pid"] for t in study_of(loans_ws, result.study).trials}
-    assert os.getpid() not in owners  # the trials ran in worker processes
+    assert os.getpid() in owners() and len(owners()) == 2  # this process and one worker process
     assert "num_threads" not in result.best_params  # a setting of the workers, not registered
 
 

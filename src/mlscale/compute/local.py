@@ -16,6 +16,7 @@ get it (a signal sent to the parent alone), waits for them, and raises KeyboardI
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import shutil
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,60 +59,109 @@ def run_parallel(
     >>> run_parallel(abs, 2)  # abs(0), abs(1), each in its own process
     [0, 1]
     """
-    folder = Path(tempfile.mkdtemp(prefix="mlscale-workers-"))
-    workers: list[subprocess.Popen[bytes]] = []
-    try:
-        task = folder / "task.pickle"
-        task.write_bytes(pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL))
-        for index in range(n_workers):
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", _CHILD, str(task), str(index), str(folder)],
-                    stdin=subprocess.DEVNULL,
+    with Workers(n_workers) as workers:
+        workers.start(fn, range(n_workers))
+        return workers.wait(poll, poll_interval)
+
+
+class Workers:
+    """Worker processes started ahead of their work, so that their start-up (a fresh Python
+    importing ``preload``, a second or more for a numerical library) overlaps the caller's own
+    work; ``start`` then hands them ``fn`` and an index each. Leaving the ``with`` block stops
+    workers that are still running (SIGINT, then terminate after ``GRACE_SECONDS``) and ends the
+    ones never started.
+
+    >>> with Workers(2, preload=["json"]) as workers:
+    ...     workers.start(abs, [-3, -4])
+    ...     workers.wait()
+    [3, 4]
+    """
+
+    def __init__(self, n_workers: int, *, preload: Iterable[str] = ()) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="mlscale-workers-"))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.spare: list[subprocess.Popen[bytes]] = []  # started, then not needed
+        self.indices: list[int] = []
+        self.results: dict[int, Any] = {}
+        try:
+            for slot in range(n_workers):
+                self.processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", _CHILD, str(self.folder), str(slot), *preload],
+                        stdin=subprocess.PIPE,
+                    )
                 )
-            )
-        return _collect(workers, folder, poll, poll_interval)
-    except BaseException:  # Ctrl-C, or one worker's error: the others stop too
-        _interrupt(workers)
-        raise
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        except BaseException:
+            self.close()
+            raise
 
+    def __enter__(self) -> Workers:
+        return self
 
-def _collect(
-    workers: list[subprocess.Popen[bytes]],
-    folder: Path,
-    poll: Callable[[], None] | None,
-    poll_interval: float,
-) -> list[Any]:
-    results: dict[int, Any] = {}
-    pending = dict(enumerate(workers))
-    while pending:
-        time.sleep(poll_interval)
-        for index, process in list(pending.items()):
-            if process.poll() is None:
-                continue
-            del pending[index]
-            status, payload, remote_tb = _result(folder, index, process)
-            if status == "interrupted":
-                raise KeyboardInterrupt
-            if status == "error":
-                payload.add_note(f"in worker {index}:\n{remote_tb}")
-                raise payload
-            results[index] = payload
-        if poll is not None:
-            poll()
-    return [results[i] for i in range(len(workers))]
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
+    def start(self, fn: Callable[[int], Any], indices: Iterable[int]) -> None:
+        """Run ``fn(index)`` for each of ``indices``, one per worker; workers left over end."""
+        task = self.folder / "task.pickle"
+        task.write_bytes(pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL))
+        chosen = list(indices)
+        if len(chosen) > len(self.processes):
+            raise ValueError(f"{len(chosen)} calls for {len(self.processes)} workers")
+        for slot, process in enumerate(self.processes):
+            order = f"{task}\t{chosen[slot]}\n" if slot < len(chosen) else ""
+            with contextlib.suppress(BrokenPipeError):  # it died: its missing result says so
+                assert process.stdin is not None
+                process.stdin.write(order.encode())
+                process.stdin.close()
+        self.spare = self.processes[len(chosen) :]
+        self.processes, self.indices = self.processes[: len(chosen)], chosen
 
-def _result(folder: Path, index: int, process: subprocess.Popen[bytes]) -> tuple[str, Any, str]:
-    path = folder / f"result-{index}.pickle"
-    if not path.exists():
-        code = process.returncode
-        how = f"signal {-code}" if code < 0 else f"exit code {code}"
-        raise WorkerError(f"worker {index} (pid {process.pid}) ended by {how} with no result")
-    result: tuple[str, Any, str] = pickle.loads(path.read_bytes())
-    return result
+    def check(self) -> None:
+        """Raise the error of a worker that has failed (or KeyboardInterrupt), if any."""
+        for slot, process in enumerate(self.processes):
+            if slot not in self.results and process.poll() is not None:
+                self.results[slot] = self._result(slot, process)
+
+    def wait(self, poll: Callable[[], None] | None = None, poll_interval: float = 0.5) -> list[Any]:
+        """What each ``fn(index)`` returned, in the order of ``indices``; the first error raised
+        in a worker is raised here, with the worker's traceback as a note."""
+        while len(self.results) < len(self.processes):
+            time.sleep(poll_interval)
+            self.check()
+            if poll is not None:
+                poll()
+        return [self.results[slot] for slot in range(len(self.processes))]
+
+    def close(self) -> None:
+        """Stop what still runs, end the workers never started, remove the task and results."""
+        if not self.indices:  # never started: nothing of theirs to keep
+            self.spare, self.processes = self.spare + self.processes, []
+        try:
+            _interrupt([p for slot, p in enumerate(self.processes) if slot not in self.results])
+        finally:
+            for process in self.spare:
+                if process.stdin is not None:
+                    with contextlib.suppress(BrokenPipeError):
+                        process.stdin.close()
+                process.terminate()  # silently, even before its Ctrl-C handler is set
+                process.wait()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _result(self, slot: int, process: subprocess.Popen[bytes]) -> Any:
+        path = self.folder / f"result-{slot}.pickle"
+        index = self.indices[slot]
+        if not path.exists():
+            code = process.returncode
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            raise WorkerError(f"worker {index} (pid {process.pid}) ended by {how} with no result")
+        status, payload, remote_tb = pickle.loads(path.read_bytes())
+        if status == "interrupted":
+            raise KeyboardInterrupt
+        if status == "error":
+            payload.add_note(f"in worker {index}:\n{remote_tb}")
+            raise payload
+        return payload
 
 
 def _interrupt(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -137,13 +187,20 @@ def _interrupt(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _child_main() -> None:
-    """Entry point of a worker process: ``python -c ... TASK INDEX FOLDER``."""
+    """Entry point of a worker process: ``python -c ... FOLDER SLOT [MODULE ...]``; it imports
+    the modules, then reads ``TASK<TAB>INDEX`` from stdin (nothing: it is not needed, it ends)."""
     signal.signal(signal.SIGINT, _first_interrupt)
-    task, index, folder = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    folder, slot = Path(sys.argv[1]), int(sys.argv[2])
     result: tuple[str, Any, str]
     try:
-        fn = pickle.loads(task.read_bytes())
-        result = ("ok", fn(index), "")
+        for module in sys.argv[3:]:
+            importlib.import_module(module)
+        order = sys.stdin.readline().strip()
+        if not order:
+            return
+        task, index = order.split("\t")
+        fn = pickle.loads(Path(task).read_bytes())
+        result = ("ok", fn(int(index)), "")
     except KeyboardInterrupt:
         result = ("interrupted", None, "")
     except BaseException as exc:
@@ -152,7 +209,7 @@ def _child_main() -> None:
         data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # the error (or result) cannot be pickled: send its text
         data = pickle.dumps(("error", WorkerError(repr(result[1])), result[2]))
-    out = folder / f"result-{index}.pickle"
+    out = folder / f"result-{slot}.pickle"
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, out)

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlscale.compute import check_backend, run_parallel
+from mlscale.compute.local import Workers
 from mlscale.errors import MlscaleError, UserError
-from mlscale.models.base import adapter_class
+from mlscale.models.base import BaseModel, adapter_class
 from mlscale.refs import Ref, check_name
 from mlscale.train.environment import capture_environment
 from mlscale.train.prepare import Prepared, prepare
@@ -35,7 +36,7 @@ from mlscale.tune.recovery import recover, register_invocation
 from mlscale.tune.samplers import check_sampler
 from mlscale.tune.space import Space, default_space, load_space
 from mlscale.tune.storage import StudyStorage, study_storage
-from mlscale.tune.worker import WorkerTask, counted_trials, run_trials
+from mlscale.tune.worker import WorkerTask, counted_trials, run_trials, worker_modules
 
 if TYPE_CHECKING:
     import optuna
@@ -131,94 +132,102 @@ def tune(
     if study is not None and not study.strip():
         raise UserError("--study must not be empty")
 
-    prepared = prepare(ws, dataset_ref, target=target, model=model, task=task, exclude=exclude)
-    metric = _check_metric(metric, prepared.task)
-    data = _split(prepared, test_size=test_size, valid_size=valid_size, seed=seed)
-    identity = {
-        "dataset": prepared.dataset.ref,
-        "target": target,
-        "task": prepared.task,
-        "model": model,
-        "metric": metric,
-        "space": chosen.to_dict(),
-        "sampler": sampler,
-        "grid_points": grid_points if sampler == "grid" else None,
-        "pruner": pruner,
-        "seed": seed,
-        "test_size": test_size,
-        "valid_size": valid_size,
-        "features": prepared.signature.feature_names,
-    }
-    study_name = study or _study_name(identity)
-    storage = study_storage(ws, study_name)
+    # Local worker processes start now, so that their start-up (imports) overlaps reading and
+    # encoding the rows; this process runs trials as worker 0 (see ``_run``).
+    with _local_workers(backend, min(parallel, trials) - 1, cls) as pool:
+        prepared = prepare(ws, dataset_ref, target=target, model=model, task=task, exclude=exclude)
+        metric = _check_metric(metric, prepared.task)
+        data = _split(prepared, test_size=test_size, valid_size=valid_size, seed=seed)
+        identity = {
+            "dataset": prepared.dataset.ref,
+            "target": target,
+            "task": prepared.task,
+            "model": model,
+            "metric": metric,
+            "space": chosen.to_dict(),
+            "sampler": sampler,
+            "grid_points": grid_points if sampler == "grid" else None,
+            "pruner": pruner,
+            "seed": seed,
+            "test_size": test_size,
+            "valid_size": valid_size,
+            "features": prepared.signature.feature_names,
+        }
+        study_name = study or _study_name(identity)
+        storage = study_storage(ws, study_name)
 
-    with _optuna_quiet():
-        opt_study = _open_study(storage, study_name, identity, DIRECTIONS[metric])
-        recovered = recover(ws, opt_study)
-        done = _finished(opt_study)
-        registered = opt_study.user_attrs.get(REGISTERED_ATTR)
-        best = _best(opt_study)
-        if done >= trials and registered and best and registered["trial"] == best.number:
-            return _already_done(ws, opt_study, storage, metric, registered, recovered)
+        with _optuna_quiet():
+            opt_study = _open_study(storage, study_name, identity, DIRECTIONS[metric])
+            recovered = recover(ws, opt_study)
+            done = _finished(opt_study)
+            registered = opt_study.user_attrs.get(REGISTERED_ATTR)
+            best = _best(opt_study)
+            if done >= trials and registered and best and registered["trial"] == best.number:
+                return _already_done(ws, opt_study, storage, metric, registered, recovered)
 
-        iterations = max_iterations(chosen, cls)
-        workers = max(1, min(parallel, trials - counted_trials(opt_study)))
-        settings = {"trials": trials, "parallel": parallel, "backend": backend, "timeout": timeout}
-        run = ws.metadata.create_run(
-            "tune",
-            params={"study": study_name, "storage": storage.describe()}
-            | {k: v for k, v in identity.items() if k not in ("dataset", "features")}
-            | settings
-            | {
-                "direction": DIRECTIONS[metric],
-                "rows_fit": len(data.y_fit),
-                "rows_valid": len(data.y_valid),
-                "resumed_at": done,
-            },
-            dataset=prepared.dataset.ref,
-        )
-        register_invocation(opt_study, run.id)
-        objective = Objective(
-            data=data,
-            model=model,
-            space=chosen,
-            metric=metric,
-            seed=seed,
-            study=study_name,
-            study_run=run.id,
-            dataset=prepared.dataset.ref,
-            interval=report_interval(iterations),
-            threads=_threads(cls, chosen, workers, backend),
-        )
-        task_ = WorkerTask(
-            config=ws.config,
-            storage=storage,
-            study=study_name,
-            objective=objective,
-            sampler=sampler,
-            pruner=pruner,
-            grid_points=grid_points,
-            n_trials=trials,
-            deadline=None if timeout is None else time.time() + timeout,
-            iterations=iterations,
-        )
-        report = _reporter(opt_study, trials, progress)
-        try:
-            ran = _run(ws, opt_study, task_, workers, backend, address, report)
-            report()
-            return _register(
-                ws, opt_study, storage, run, prepared, identity, chosen,
-                name=name, exclude=exclude, ran=ran, recovered=recovered, trials=trials,
-                progress=progress,
-            )  # fmt: skip
-        except KeyboardInterrupt:
-            _finish(ws, run, "failed", opt_study, metric, error=INTERRUPTED)
-            recover(ws, opt_study, reason=INTERRUPTED)
-            raise TuneInterrupted(study_name, _finished(opt_study), trials) from None
-        except BaseException as exc:
-            _finish(ws, run, "failed", opt_study, metric, error=repr(exc))
-            recover(ws, opt_study, reason=f"stopped by an error of its tuning run: {exc!r}")
-            raise
+            iterations = max_iterations(chosen, cls)
+            workers = max(1, min(parallel, trials - counted_trials(opt_study)))
+            settings = {
+                "trials": trials,
+                "parallel": parallel,
+                "backend": backend,
+                "timeout": timeout,
+            }
+            run = ws.metadata.create_run(
+                "tune",
+                params={"study": study_name, "storage": storage.describe()}
+                | {k: v for k, v in identity.items() if k not in ("dataset", "features")}
+                | settings
+                | {
+                    "direction": DIRECTIONS[metric],
+                    "rows_fit": len(data.y_fit),
+                    "rows_valid": len(data.y_valid),
+                    "resumed_at": done,
+                },
+                dataset=prepared.dataset.ref,
+            )
+            register_invocation(opt_study, run.id)
+            objective = Objective(
+                data=data,
+                model=model,
+                space=chosen,
+                metric=metric,
+                seed=seed,
+                study=study_name,
+                study_run=run.id,
+                dataset=prepared.dataset.ref,
+                interval=report_interval(iterations),
+                threads=_threads(cls, chosen, workers, backend),
+            )
+            task_ = WorkerTask(
+                config=ws.config,
+                storage=storage,
+                study=study_name,
+                objective=objective,
+                sampler=sampler,
+                pruner=pruner,
+                grid_points=grid_points,
+                n_trials=trials,
+                deadline=None if timeout is None else time.time() + timeout,
+                iterations=iterations,
+            )
+            report = _reporter(opt_study, trials, progress)
+            try:
+                ran = _run(ws, opt_study, task_, workers, backend, address, report, pool)
+                report()
+                return _register(
+                    ws, opt_study, storage, run, prepared, identity, chosen,
+                    name=name, exclude=exclude, ran=ran, recovered=recovered, trials=trials,
+                    progress=progress,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                _finish(ws, run, "failed", opt_study, metric, error=INTERRUPTED)
+                recover(ws, opt_study, reason=INTERRUPTED)
+                raise TuneInterrupted(study_name, _finished(opt_study), trials) from None
+            except BaseException as exc:
+                _finish(ws, run, "failed", opt_study, metric, error=repr(exc))
+                recover(ws, opt_study, reason=f"stopped by an error of its tuning run: {exc!r}")
+                raise
 
 
 def _run(
@@ -229,12 +238,32 @@ def _run(
     backend: str,
     address: str | None,
     report: Callable[[], None],
+    pool: Workers,
 ) -> int:
     if task.n_trials - counted_trials(study) <= 0:
         return 0
-    if backend == "local" and workers == 1:
-        return run_trials(task, ws, 0, on_trial=lambda _study, _trial: report())
-    return sum(run_parallel(task, workers, backend=backend, address=address, poll=report))
+    if backend != "local":
+        return sum(run_parallel(task, workers, backend=backend, address=address, poll=report))
+    # This process is worker 0: started, its imports done, its rows at hand. The others run in
+    # processes of their own; an error in one of them is raised after this process's next trial.
+    try:
+        pool.start(task, range(1, workers))
+
+        def after_trial(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+            report()
+            pool.check()
+
+        ran = run_trials(task, ws, 0, on_trial=after_trial)
+        return ran + sum(pool.wait(poll=report))
+    except BaseException:
+        pool.close()  # the others stop and record where they stopped before the study is read
+        raise
+
+
+def _local_workers(backend: str, n_workers: int, cls: type[BaseModel]) -> Workers:
+    """``n_workers`` local worker processes (none for another backend) importing what trials of
+    ``cls`` need while the rows are prepared."""
+    return Workers(n_workers if backend == "local" else 0, preload=worker_modules(cls))
 
 
 def _register(

@@ -53,6 +53,12 @@ class WorkerTask:
         return run_trials(self, Workspace(self.config), worker)
 
 
+def worker_modules(cls: type) -> list[str]:
+    """What a worker process imports to run trials of adapter ``cls``: imported ahead, while the
+    calling process still prepares the rows."""
+    return ["optuna", "mlscale.workspace", "mlscale.tune.worker", cls.__module__]
+
+
 def counted_trials(study: optuna.Study) -> int:
     """Trials that count towards the plan: finished, pruned, or running now."""
     from optuna.trial import TrialState
