@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -14,7 +15,8 @@ import pyarrow.parquet as pq
 
 from mlscale.data.overlap import WriteBehind, read_ahead
 from mlscale.data.pipeline import Pipeline, ValidatedBatch
-from mlscale.data.sources.duck import open_file
+from mlscale.data.schema import BOOL, FLOAT, INT, STRING
+from mlscale.data.sources.duck import FileSource, open_file
 from mlscale.errors import DataError, UserError
 from mlscale.models.batch_workers import VersionRef, scored_in_workers
 from mlscale.models.predictor import Predictor
@@ -67,11 +69,20 @@ def predict_file(
     sink = _ParquetSink(tmp)
     rows = 0
     try:
-        with Pipeline(source, types=features) as pipeline, WriteBehind(sink.write) as writer:
-            tables = _valid_tables(read_ahead(pipeline.batches(SCORE_BATCH_ROWS)), source_path)
+        with contextlib.ExitStack() as stack:
+            writer = stack.enter_context(WriteBehind(sink.write))
+            typed = _typed_parquet(source, features)
+            if typed is None:  # text, or types to check row by row: the validating pipeline
+                pipeline = stack.enter_context(Pipeline(source, types=features))
+                batches = _valid_tables(pipeline.batches(SCORE_BATCH_ROWS), source_path)
+            else:
+                batches = typed
+            tables = read_ahead(batches)
+            stack.callback(tables.close)  # stop reading before the pipeline closes
             if workers > 1:
                 assert version is not None
                 scored = scored_in_workers(version, list(features), tables, workers)
+                stack.callback(scored.close)  # and the workers before that
             else:
                 scored = ((t, prediction_columns(predictor, t)) for t in tables)
             for table, columns in scored:
@@ -89,6 +100,42 @@ def predict_file(
         sink.close()
         tmp.unlink(missing_ok=True)
     return {"rows": rows, "output": str(output), "model": predictor.version.ref}
+
+
+def _typed_parquet(source: FileSource, features: dict[str, str]) -> Iterator[pa.Table] | None:
+    """Batches of Parquet files straight from Arrow when every feature column already has a
+    type the model takes (nothing to convert or refuse row by row), else None.
+
+    Hive-partitioned folders are left to the pipeline, which adds the partition columns.
+    """
+    if source.format != "parquet" or any("=" in f.parent.name for f in source.files):
+        return None
+    files = [pq.ParquetFile(f) for f in source.files]
+    for file in files:
+        schema = file.schema_arrow
+        for name, type_ in features.items():
+            index = schema.get_field_index(name)
+            if index < 0 or not _takes(type_, schema.field(index).type):
+                return None
+    return (
+        pa.Table.from_batches([batch])
+        for file in files
+        for batch in file.iter_batches(SCORE_BATCH_ROWS)
+        if batch.num_rows
+    )
+
+
+def _takes(expected: str, found: pa.DataType) -> bool:
+    """Whether a column of Arrow type ``found`` can feed a feature of type ``expected`` as is."""
+    if expected == INT:
+        return pa.types.is_integer(found)
+    if expected == FLOAT:
+        return pa.types.is_integer(found) or pa.types.is_floating(found)
+    if expected == BOOL:
+        return pa.types.is_boolean(found)
+    if expected == STRING:
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    return False
 
 
 def _valid_tables(batches: Iterable[ValidatedBatch], source_path: Path) -> Iterator[pa.Table]:
@@ -114,7 +161,12 @@ class _ParquetSink:
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            # Dictionary-encoding float columns (probabilities, amounts) costs a hash of every
+            # value and almost never pays: they are nearly all distinct.
+            dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+            self.writer = pq.ParquetWriter(
+                self.path, table.schema, compression="zstd", use_dictionary=dictionary
+            )
         self.writer.write_table(table)
 
     def close(self) -> None:
