@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlscale.data.overlap import WriteBehind, read_ahead
@@ -161,9 +162,14 @@ class _ParquetSink:
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
-            # Dictionary-encoding float columns (probabilities, amounts) costs a hash of every
-            # value and almost never pays: they are nearly all distinct.
-            dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+            # Dictionary encoding costs a hash of every value and pays only for repeated values:
+            # chosen per column from the first batch (floats and ids are nearly all distinct).
+            dictionary = [
+                f.name
+                for f in table.schema
+                if not pa.types.is_floating(f.type)
+                and pc.count_distinct(table[f.name]).as_py() <= table.num_rows // 2
+            ]
             self.writer = pq.ParquetWriter(
                 self.path, table.schema, compression="zstd", use_dictionary=dictionary
             )
