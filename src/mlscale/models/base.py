@@ -143,6 +143,14 @@ class BaseModel(ABC):
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
+    #: True when :meth:`predict_one_thread` may run in several threads at once and each call
+    #: uses one core: batch scoring then predicts batches side by side instead of one at a time.
+    concurrent_predict: ClassVar[bool] = False
+
+    def predict_one_thread(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`predict` on one thread (the default: whatever ``predict`` does)."""
+        return self.predict(X)
+
     @abstractmethod
     def save(self) -> bytes: ...
 

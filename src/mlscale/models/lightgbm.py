@@ -197,9 +197,16 @@ class LightGBMModel(BaseModel):
         callback.order = 30  # type: ignore[attr-defined]
         return callback
 
+    concurrent_predict = True  # the booster predicts from many threads; the GIL is released
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         # One thread for small inputs: thread start-up costs more than it saves on a few rows.
-        threads = 1 if len(X) < 1_000 else 0
+        return self._predict(X, threads=1 if len(X) < 1_000 else 0)
+
+    def predict_one_thread(self, X: np.ndarray) -> np.ndarray:
+        return self._predict(X, threads=1)
+
+    def _predict(self, X: np.ndarray, *, threads: int) -> np.ndarray:
         out = self.booster_.predict(X, num_threads=threads)
         if self.task == "binary":
             return np.column_stack([1.0 - out, out])
