@@ -250,3 +250,32 @@ def test_survives_kill_9(tmp_path: Path) -> None:
     assert len(ids) > 0
     assert ids == list(range(len(ids)))  # a gap-free prefix: only the unflushed tail is lost
     assert stats.corrupt == 0
+
+
+def test_server_rows_and_answers_log_like_plain_columns(tmp_path: Path) -> None:
+    """RecordColumns / PredictionColumns (gathered at flush) give the same log as lists do,
+    alone or mixed with plain columns and numpy arrays in one flush."""
+    import numpy as np
+
+    from mlscale.serve.predlog import PredictionColumns, RecordColumns
+
+    names = ("age", "city", "owner")
+    records = [dict(zip(names, row, strict=True)) for row in zip(*FEATURES.values(), strict=True)]
+    answers = PredictionColumns(["no", "yes"], np.array([[0.8, 0.2], [0.3, 0.7]]), ["no", "yes"])
+    plain, gathered = tmp_path / "plain", tmp_path / "gathered"
+    with PredictionLog(plain) as plog:
+        for request in ("r1", "r2", "r3"):
+            plog.append("loans", 3, request, FEATURES, OUTPUTS, 1.0, ts=1_700_000_000.0)
+    with PredictionLog(gathered) as plog:
+        plog.append(
+            "loans", 3, "r1", RecordColumns(records, names), answers, 1.0, ts=1_700_000_000.0
+        )
+        numpy_features = {k: np.array(v, dtype=object) for k, v in FEATURES.items()}
+        plog.append("loans", 3, "r2", numpy_features, answers, 1.0, ts=1_700_000_000.0)
+        plog.append(
+            "loans", 3, "r3", RecordColumns(records, names), answers, 1.0, ts=1_700_000_000.0
+        )
+    assert read_log(gathered, model="loans").equals(read_log(plain, model="loans"))
+    with pytest.raises(SchemaError, match="2 rows but 1 answers"), PredictionLog(plain) as plog:
+        plog.append("loans", 3, "r4", RecordColumns(records, names),
+                    PredictionColumns(["no"], np.array([[0.5, 0.5]]), ["no", "yes"]), 1.0)  # fmt: skip

@@ -203,10 +203,14 @@ class PredictionLog:
             rows = _row_count(features, outputs)
         if not rows:
             return
-        if isinstance(features, RecordColumns) or isinstance(outputs, PredictionColumns):
-            pass
-        elif any(hasattr(v, "tolist") for v in (*features.values(), *outputs.values())):
+        # numpy arrays (binary tensors, say) as lists; the server's own mappings gather later
+        if not isinstance(features, RecordColumns) and any(
+            hasattr(v, "tolist") for v in features.values()
+        ):
             features = {k: _plain(v) for k, v in features.items()}
+        if not isinstance(outputs, PredictionColumns) and any(
+            hasattr(v, "tolist") for v in outputs.values()
+        ):
             outputs = {k: _plain(v) for k, v in outputs.items()}
         if model not in self._known_models:
             _check_model_name(model)
