@@ -74,6 +74,7 @@ def train(
     backend: str = "local",
     address: str | None = None,
     workers: int = 2,
+    prepared: Prepared | None = None,
 ) -> TrainResult:
     """Split, fit, evaluate, and register ``name`` (default: the dataset's name).
 
@@ -84,6 +85,8 @@ def train(
     instead of loading it (:mod:`mlscale.train.out_of_core`; random holdout only).
     ``backend="ray"`` fits lightgbm or xgboost data-parallel on ``workers`` Ray Train workers,
     on the cluster at ``address`` or on Ray started in this process (:mod:`mlscale.compute.ray`).
+    ``prepared``: the rows as the caller has already read and encoded them for the same target,
+    model, task and exclusions (tuning registers its best trial without reading them again).
     """
     compute = _Compute(backend, address, workers, ws.scratch_dir() if backend == "ray" else None)
     if out_of_core and backend != "local":
@@ -122,15 +125,16 @@ def train(
             f"leave out --model or pass --model {start.version.flavor}"
         )
 
-    prepared = prepare(
-        ws,
-        dataset_ref,
-        target=target,
-        model=model,
-        task=task,
-        exclude=exclude,
-        signature=start.predictor.signature if start else None,
-    )
+    if prepared is None or start is not None or prepared.dataset.ref != str(dataset_ref):
+        prepared = prepare(
+            ws,
+            dataset_ref,
+            target=target,
+            model=model,
+            task=task,
+            exclude=exclude,
+            signature=start.predictor.signature if start else None,
+        )
     model_name = check_name(name or prepared.dataset.name, "model name")
     signature = prepared.signature
 

@@ -313,6 +313,7 @@ def _register(
         exclude=exclude,
         test_size=identity["test_size"],
         seed=identity["seed"],
+        prepared=prepared,  # read and encoded once, for the trials and for this
     )
     study.set_user_attr(
         REGISTERED_ATTR,
