@@ -131,7 +131,11 @@ class LightGBMModel(BaseModel):
     ) -> LightGBMModel:
         """``fit`` on a ``lightgbm.Dataset`` built by the caller (from Sequences, out of core)."""
         self._check_init_from(init_from)
-        dvalid = None if valid is None else data.create_valid(valid[0], label=valid[1])
+        # The validation rows take the training Dataset's own parameters (binning), as
+        # LightGBM warns when the two differ.
+        dvalid = None
+        if valid is not None:
+            dvalid = data.create_valid(valid[0], label=valid[1], params=data.params)
         return self._train(data, dvalid, num_classes, seed, on_iteration, init_from=init_from)
 
     def _dataset(self, X: np.ndarray, y: np.ndarray, seed: int) -> lgb.Dataset:
