@@ -8,6 +8,7 @@ per-call cost of the model is shared. An optional wait window trades latency for
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,72 +43,85 @@ class Batcher:
     max_batch_rows: int = 2_048
     wait_s: float = 0.0
     timeout_s: float = 30.0  # longest wait in the queue before a 504
-    _queue: asyncio.Queue[_Item] | None = field(default=None, init=False)
-    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _pending: deque[_Item] = field(default_factory=deque, init=False)
+    _scheduled: bool = field(default=False, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        return len(self._pending)
 
     def predict(self, X: np.ndarray) -> asyncio.Future[Prediction]:
         """Queue ``X``; the future gets its prediction, or PredictionTimeout when it waited in
-        the queue longer than ``timeout_s`` (a plain future, cheaper than a task per request)."""
+        the queue longer than ``timeout_s`` (a plain future, cheaper than a task per request).
+
+        The batch is predicted by a callback scheduled behind the requests already ready to run,
+        so those join it; no task or queue object sits between a request and the model.
+        """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or a new loop (test clients start one per call)
-            self._loop = loop
-            self._queue = asyncio.Queue(maxsize=self.max_queue)
-            self._task = loop.create_task(self._run(self._queue))
-        assert self._queue is not None
+            self._loop, self._scheduled = loop, False
+            self._pending.clear()
         future: asyncio.Future[Prediction] = loop.create_future()
-        try:
-            self._queue.put_nowait(_Item(X, future, loop.time() + self.timeout_s))
-        except asyncio.QueueFull:  # answered through the future, as every other outcome
+        if len(self._pending) >= self.max_queue:  # answered through the future, as the rest
             future.set_exception(
                 Overloaded(
                     f"{self.predictor.version.ref} has {self.max_queue} requests waiting; "
                     "retry shortly"
                 )
             )
+            return future
+        self._pending.append(_Item(X, future, loop.time() + self.timeout_s))
+        if not self._scheduled:
+            self._scheduled = True
+            if self.wait_s:
+                loop.call_later(self.wait_s, self._drain)
+            else:
+                loop.call_soon(self._drain)
         return future
 
-    async def _run(self, queue: asyncio.Queue[_Item]) -> None:
-        while True:
-            items = [await queue.get()]
-            if self.wait_s:
-                await asyncio.sleep(self.wait_s)
-            rows = len(items[0].X)
-            while rows < self.max_batch_rows and not queue.empty():
-                item = queue.get_nowait()
-                items.append(item)
-                rows += len(item.X)
-            now = self._loop.time() if self._loop is not None else 0.0
-            for it in items:
-                if now > it.deadline and not it.future.done():
-                    it.future.set_exception(
-                        PredictionTimeout(f"waited longer than {self.timeout_s:g}s to be predicted")
-                    )
-            live = [it for it in items if not it.future.done()]  # gone: timed out or cancelled
-            if not live:
-                continue
-            try:
-                X = live[0].X if len(live) == 1 else np.vstack([it.X for it in live])
-                result = self.predictor.predict_matrix(X)
-            except Exception as exc:  # every waiting caller gets the error
-                for it in live:
-                    if not it.future.done():
-                        it.future.set_exception(exc)
-                continue
-            start = 0
+    def _drain(self) -> None:
+        """Predict one batch of what is queued; schedule the next batch if more is waiting."""
+        assert self._loop is not None
+        items: list[_Item] = []
+        rows = 0
+        while self._pending and rows < self.max_batch_rows:
+            item = self._pending.popleft()
+            items.append(item)
+            rows += len(item.X)
+        if self._pending:
+            self._loop.call_soon(self._drain)  # the loop reads more requests in between
+        else:
+            self._scheduled = False
+        now = self._loop.time()
+        for it in items:
+            if now > it.deadline and not it.future.done():
+                it.future.set_exception(
+                    PredictionTimeout(f"waited longer than {self.timeout_s:g}s to be predicted")
+                )
+        live = [it for it in items if not it.future.done()]  # gone: timed out or cancelled
+        if not live:
+            return
+        try:
+            X = live[0].X if len(live) == 1 else np.vstack([it.X for it in live])
+            result = self.predictor.predict_matrix(X)
+        except Exception as exc:  # every waiting caller gets the error
             for it in live:
-                end = start + len(it.X)
                 if not it.future.done():
-                    it.future.set_result(_slice(result, start, end))
-                start = end
+                    it.future.set_exception(exc)
+            return
+        start = 0
+        for it in live:
+            end = start + len(it.X)
+            if not it.future.done():
+                it.future.set_result(_slice(result, start, end))
+            start = end
 
     def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for item in self._pending:  # nobody will predict these now
+            if not item.future.done():
+                item.future.cancel()
+        self._pending.clear()
 
 
 def _slice(result: Prediction, start: int, end: int) -> Prediction:

@@ -267,6 +267,10 @@ class PredictionLog:
     def has_pending(self) -> bool:
         return bool(self._buffer)
 
+    def pending_entries(self) -> int:
+        """Appends waiting to be written."""
+        return len(self._buffer)
+
     def write_batches(self, batches: list[tuple[str, pa.RecordBatch, int]]) -> None:
         """Append batches from :meth:`take_batches` to their segments, fsynced; seal old ones."""
         with self._io_lock:
