@@ -117,13 +117,19 @@ class _Query:
     schema: pa.Schema
 
 
-def _validating_query(version: ModelVersion, source: FileSource) -> tuple[_Query, list[str]]:
-    """The query ``predict_file``'s pipeline would run, compiled for a batch; the file's columns."""
+def _validating_query(
+    version: ModelVersion, source: FileSource
+) -> tuple[_Query | None, list[str] | None]:
+    """The query ``predict_file``'s pipeline would run, compiled for a batch, and the file's
+    columns; (None, None) for Parquet that ``predict_file`` also takes as it is."""
     from mlscale.data.pipeline import Pipeline
     from mlscale.data.validate import compile_contract
+    from mlscale.models.batch import reads_as_is
     from mlscale.models.signature import Signature
 
     features = {f.name: f.type for f in Signature.from_dict(version.signature).features}
+    if reads_as_is(source, features):
+        return None, None
     with Pipeline(source, types=features) as pipeline:
         present = list(pipeline.sample.column_names)
         plan = compile_contract(
@@ -138,8 +144,8 @@ def _scored(
     ws: Workspace,
     version: ModelVersion,
     source: FileSource,
-    present: list[str],
-    query: _Query,
+    present: list[str] | None,
+    query: _Query | None,
     actors: int,
     batch_rows: int,
 ) -> Iterator[pa.Table]:
@@ -160,7 +166,7 @@ def _scored(
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
-def _read(ray: Any, source: FileSource, columns: list[str]) -> Any:
+def _read(ray: Any, source: FileSource, columns: list[str] | None) -> Any:
     paths = [str(f) for f in source.files]
     if source.format == "parquet":
         return ray.data.read_parquet(paths)
@@ -197,7 +203,9 @@ def _dialect(source: FileSource) -> tuple[str, str]:
 class _Scorer:
     """A Ray Data actor: loads the model once, then validates and scores batch after batch."""
 
-    def __init__(self, config: Config, version: ModelVersion, query: _Query, uri: str) -> None:
+    def __init__(
+        self, config: Config, version: ModelVersion, query: _Query | None, uri: str
+    ) -> None:
         import duckdb
 
         from mlscale.models.predictor import Predictor
@@ -212,6 +220,10 @@ class _Scorer:
         from mlscale.data.pipeline import conform
         from mlscale.models.batch import prediction_columns
 
+        if self.query is None:  # typed Parquet, taken as it is (as predict_file does)
+            for name, values in prediction_columns(self.predictor, batch).items():
+                batch = batch.append_column(name, values)
+            return batch
         self.con.register("_batch", batch)
         try:
             out = self.con.sql(self.query.sql).to_arrow_table()

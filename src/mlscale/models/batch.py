@@ -135,25 +135,31 @@ def _scored_in_threads(
                 future.cancel()
 
 
-def _typed_parquet(source: FileSource, features: dict[str, str]) -> Iterator[pa.Table] | None:
-    """Batches of Parquet files straight from Arrow when every feature column already has a
-    type the model takes (nothing to convert or refuse row by row), else None.
+def reads_as_is(source: FileSource, features: dict[str, str]) -> bool:
+    """True for Parquet files whose feature columns already have a type the model takes, so
+    their batches need no conversion or row-by-row check (the Ray scorer decides the same way).
 
     Hive-partitioned folders are left to the pipeline, which adds the partition columns.
     """
     if source.format != "parquet" or any("=" in f.parent.name for f in source.files):
-        return None
-    files = [pq.ParquetFile(f) for f in source.files]
-    for file in files:
-        schema = file.schema_arrow
+        return False
+    for path in source.files:
+        schema = pq.read_schema(path)
         for name, type_ in features.items():
             index = schema.get_field_index(name)
             if index < 0 or not _takes(type_, schema.field(index).type):
-                return None
+                return False
+    return True
+
+
+def _typed_parquet(source: FileSource, features: dict[str, str]) -> Iterator[pa.Table] | None:
+    """The batches of Parquet files straight from Arrow when :func:`reads_as_is`, else None."""
+    if not reads_as_is(source, features):
+        return None
     return (
         pa.Table.from_batches([batch])
-        for file in files
-        for batch in file.iter_batches(SCORE_BATCH_ROWS)
+        for path in source.files
+        for batch in pq.ParquetFile(path).iter_batches(SCORE_BATCH_ROWS)
         if batch.num_rows
     )
 

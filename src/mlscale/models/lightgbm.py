@@ -53,18 +53,21 @@ class LightGBMModel(BaseModel):
     ) -> LightGBMModel:
         self._check_init_from(init_from)
         init = getattr(init_from, "booster_", None)
-        if init is None:
+        # Data-parallel training (Ray) must bin inside lightgbm.train, once the workers are
+        # connected, so that they agree on the bins: no Dataset binned ahead for it either.
+        distributed = self.params.get("tree_learner", "serial") != "serial"
+        if init is None and not distributed:
             data = self.trainset(X, y, seed=seed, valid=valid)
             return self.fit_trainset(
                 data, num_classes=num_classes, seed=seed, on_iteration=on_iteration
             )
-        if init.num_feature() != X.shape[1]:
+        if init is not None and init.num_feature() != X.shape[1]:
             raise UserError(
                 f"cannot continue a lightgbm model trained on {init.num_feature()} features "
                 f"with data of {X.shape[1]} features"
             )
-        # Continuing sets the earlier model's scores on the rows before binning them: a Dataset
-        # of this fit's own, left for lightgbm.train to construct.
+        # Continuing sets the earlier model's scores on the rows before binning them (and
+        # distributed workers bin together): a Dataset left for lightgbm.train to construct.
         return self.fit_dataset(
             self._dataset(X, y, seed),
             num_classes=num_classes,
