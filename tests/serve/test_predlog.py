@@ -257,7 +257,7 @@ def test_server_rows_and_answers_log_like_plain_columns(tmp_path: Path) -> None:
     alone or mixed with plain columns and numpy arrays in one flush."""
     import numpy as np
 
-    from mlscale.serve.predlog import PredictionColumns, RecordColumns
+    from mlscale.serve.log_columns import PredictionColumns, RecordColumns
 
     names = ("age", "city", "owner")
     records = [dict(zip(names, row, strict=True)) for row in zip(*FEATURES.values(), strict=True)]

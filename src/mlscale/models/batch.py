@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from mlscale.data.pipeline import Pipeline, ValidatedBatch
 from mlscale.data.schema import BOOL, FLOAT, INT, STRING
 from mlscale.data.sources.duck import FileSource, open_file
 from mlscale.errors import DataError, UserError
-from mlscale.models.batch_workers import VersionRef, scored_in_workers
+from mlscale.models.batch_workers import VersionRef, in_order, scored_in_workers
 from mlscale.models.predictor import Predictor
 
 #: Rows per scored batch: small enough that reading, predicting and writing overlap well.
@@ -119,20 +118,11 @@ def _scored_in_threads(
     cores stay busy with whatever work is ready.
     """
     with ThreadPoolExecutor(threads, thread_name_prefix="mlscale-score") as pool:
-        pending: deque[tuple[pa.Table, Future[dict[str, pa.Array]]]] = deque()
-        try:
-            for table in tables:
-                job = pool.submit(prediction_columns, predictor, table, one_thread=True)
-                pending.append((table, job))
-                if len(pending) > threads:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
+        yield from in_order(
+            lambda t: pool.submit(prediction_columns, predictor, t, one_thread=True),
+            tables,
+            threads + 1,
+        )
 
 
 def reads_as_is(source: FileSource, features: dict[str, str]) -> bool:

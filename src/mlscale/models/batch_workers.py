@@ -11,10 +11,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
@@ -36,6 +36,7 @@ class VersionRef:
         return Workspace.open(self.root).predictor(self.ref)
 
 
+T = TypeVar("T")
 _predictor: Predictor | None = None
 
 
@@ -63,16 +64,26 @@ def scored_in_workers(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(version,)
     ) as pool:
-        pending: deque[tuple[pa.Table, Future[dict[str, pa.Array]]]] = deque()
-        try:
-            for table in tables:
-                pending.append((table, pool.submit(_score, table.select(feature_names))))
-                if len(pending) >= 2 * workers:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
+        yield from in_order(
+            lambda t: pool.submit(_score, t.select(feature_names)), tables, 2 * workers
+        )
+
+
+def in_order(
+    submit: Callable[[pa.Table], Future[T]], tables: Iterable[pa.Table], ahead: int
+) -> Iterator[tuple[pa.Table, T]]:
+    """Each table with its result, in input order, with at most ``ahead`` submitted and waiting;
+    what is still waiting is cancelled when the caller stops early."""
+    pending: deque[tuple[pa.Table, Future[T]]] = deque()
+    try:
+        for table in tables:
+            pending.append((table, submit(table)))
+            if len(pending) >= ahead:
                 done, future = pending.popleft()
                 yield done, future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()

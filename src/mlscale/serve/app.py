@@ -31,11 +31,12 @@ from mlscale.refs import cached_ref
 from mlscale.serve.auth import TokenAuth
 from mlscale.serve.batching import Overloaded
 from mlscale.serve.labels import labels_route
+from mlscale.serve.log_columns import PredictionColumns, RecordColumns
 from mlscale.serve.metrics import ServerMetrics
 from mlscale.serve.models import ServedModels
 from mlscale.serve.observe import Observe
 from mlscale.serve.openapi import openapi_document
-from mlscale.serve.predlog import PredictionColumns, PredictionLog, RecordColumns
+from mlscale.serve.predlog import PredictionLog
 from mlscale.serve.rest import RestPredict
 from mlscale.serve.routing import Rule, ShadowQueue
 from mlscale.serve.v2 import v2_routes

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlscale.errors import ConfigError, SchemaError
+from mlscale.serve.log_columns import PredictionColumns, RecordColumns
 
 log = logging.getLogger("mlscale.serve.predlog")
 
@@ -47,59 +48,6 @@ BASE_SCHEMA = pa.schema(
 )
 MAX_OPEN_PER_MODEL = 4  # open segments per model (one per live schema, e.g. a canary's)
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError)
-
-
-class RecordColumns(Mapping[str, Sequence[Any]]):
-    """JSON rows (objects with exactly ``names``) read as columns, without copying them now.
-
-    The server logs a request's rows as they came; the columns are gathered for every buffered
-    request at once when the log is flushed, which costs far less than per request.
-    """
-
-    __slots__ = ("names", "records")
-
-    def __init__(self, records: list[dict[str, Any]], names: Sequence[str]) -> None:
-        self.records = records
-        self.names = names
-
-    def __getitem__(self, name: str) -> list[Any]:
-        return [r[name] for r in self.records]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-
-class PredictionColumns(Mapping[str, Sequence[Any]]):
-    """A model's answer as log columns: ``prediction`` and one ``proba.<class>`` per class.
-
-    Keeps the probability matrix as it is; flushing turns many of them into columns at once.
-    """
-
-    __slots__ = ("names", "predictions", "probabilities")
-
-    def __init__(self, predictions: list[Any], probabilities: Any, classes: Sequence[Any]) -> None:
-        self.predictions = predictions
-        self.probabilities = probabilities  # rows x classes, or None (regression)
-        self.names = (
-            ("prediction", *(f"proba.{c}" for c in classes)) if classes else ("prediction",)
-        )
-
-    def __getitem__(self, name: str) -> list[Any]:
-        if name == "prediction":
-            return list(self.predictions)
-        j = self.names.index(name) - 1
-        if j < 0:
-            raise KeyError(name)
-        return self.probabilities[:, j].tolist()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 class _Entry(NamedTuple):
