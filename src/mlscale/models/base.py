@@ -131,6 +131,10 @@ class BaseModel(ABC):
     ) -> BaseModel:
         """``fit`` on a :class:`TrainSet` from ``trainset``: the same model as ``fit`` on its
         arrays with the same hyperparameters and seed, and the train set stays reusable."""
+        if data.native is not None:
+            return self.fit_native(
+                data.native, num_classes=num_classes, seed=seed, on_iteration=on_iteration
+            )
         return self.fit(
             data.X,
             data.y,
@@ -139,6 +143,18 @@ class BaseModel(ABC):
             valid=data.valid,
             on_iteration=on_iteration,
         )
+
+    def fit_native(
+        self,
+        native: Any,
+        *,
+        num_classes: int,
+        seed: int,
+        on_iteration: IterationCallback | None = None,
+    ) -> BaseModel:
+        """Fit on the library's own form of a train set (``TrainSet.native``, which this
+        adapter's ``trainset`` built); adapters that build one implement this."""
+        raise NotImplementedError(f"{self.flavor} builds no native train set")
 
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray: ...

@@ -102,24 +102,15 @@ class LightGBMModel(BaseModel):
             ).construct()
         return TrainSet(X, y, valid, native=(data, dvalid))
 
-    def fit_trainset(
+    def fit_native(
         self,
-        data: TrainSet,
+        native: Any,
         *,
         num_classes: int,
         seed: int,
         on_iteration: IterationCallback | None = None,
     ) -> LightGBMModel:
-        if data.native is None:
-            return self.fit(
-                data.X,
-                data.y,
-                num_classes=num_classes,
-                seed=seed,
-                valid=data.valid,
-                on_iteration=on_iteration,
-            )
-        train, valid = data.native
+        train, valid = native
         return self._train(train, valid, num_classes, seed, on_iteration, init_from=None)
 
     def fit_dataset(

@@ -177,24 +177,15 @@ class XGBoostModel(BaseModel):
         dvalid = self.dmatrix(*valid) if valid is not None else None
         return TrainSet(X, y, valid, native=(self.dmatrix(X, y), dvalid))
 
-    def fit_trainset(
+    def fit_native(
         self,
-        data: TrainSet,
+        native: Any,
         *,
         num_classes: int,
         seed: int,
         on_iteration: IterationCallback | None = None,
     ) -> XGBoostModel:
-        if data.native is None:
-            return self.fit(
-                data.X,
-                data.y,
-                num_classes=num_classes,
-                seed=seed,
-                valid=data.valid,
-                on_iteration=on_iteration,
-            )
-        dtrain, dvalid = data.native
+        dtrain, dvalid = native
         return self.fit_dmatrix(
             dtrain, num_classes=num_classes, seed=seed, valid=dvalid, on_iteration=on_iteration
         )
