@@ -75,7 +75,7 @@ def test_tuning_registers_the_best_trial_with_a_run_trail(
 
 
 def test_the_median_pruner_stops_trials_early(loans_ws: Workspace, small_space: Path) -> None:
-    result = tune(loans_ws, small_space, trials=12, sampler="random", seed=3)
+    result = tune(loans_ws, small_space, trials=12, sampler="random", seed=3, pruner="median")
     assert result.pruned >= 1 and result.complete >= 5  # 5 complete before pruning starts
     trials = loans_ws.metadata.list_runs(100, kind="trial", parent_id=result.run.id)
     pruned = [t for t in trials if t.env["state"] == "pruned"]
@@ -89,6 +89,20 @@ def test_the_median_pruner_stops_trials_early(loans_ws: Workspace, small_space: 
 
     unpruned = tune(loans_ws, small_space, trials=12, sampler="random", seed=3, pruner="none")
     assert unpruned.pruned == 0 and unpruned.complete == 12 and unpruned.study != result.study
+
+
+def test_hyperband_is_the_default_and_stops_trials_at_its_rungs(
+    loans_ws: Workspace, small_space: Path
+) -> None:
+    result = tune(loans_ws, small_space, trials=12, sampler="random", seed=3)
+    assert loans_ws.metadata.get_run(result.run.id).params["pruner"] == "hyperband"
+    assert result.pruned >= 1 and result.complete >= 1
+    study = study_of(loans_ws, result.study)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert len(pruned) == result.pruned
+    # Rungs sit at min_resource * 3**k iterations, with min_resource the report interval (2 for
+    # a 40-round space), so every pruned trial stopped at 2, 6 or 18 of its 40 rounds.
+    assert {max(t.intermediate_values) for t in pruned} <= {2, 6, 18}
 
 
 def test_an_interrupted_study_resumes_with_the_remaining_trials_only(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # Literal copies, so that `mlscale --help` does not import Optuna; tests keep them in step.
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("hyperband", "median", "none")
 
 
 @click.command()
@@ -35,7 +35,7 @@ PRUNERS = ("median", "hyperband", "none")
 )
 @click.option("--timeout", type=float, help="Start no new trial after this many seconds.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
-@click.option("--pruner", type=click.Choice(PRUNERS), default="median", show_default=True)
+@click.option("--pruner", type=click.Choice(PRUNERS), default=PRUNERS[0], show_default=True)
 @click.option("--grid-points", default=3, show_default=True, help="Grid values per range.")
 @click.option(
     "--space",

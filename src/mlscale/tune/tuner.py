@@ -31,7 +31,7 @@ from mlscale.train.environment import capture_environment
 from mlscale.train.prepare import Prepared, prepare
 from mlscale.train.splits import holdout_split
 from mlscale.tune.objective import DIRECTIONS, TASK_METRICS, Objective, TrialData, threads_param
-from mlscale.tune.pruning import check_pruner, max_iterations, report_interval
+from mlscale.tune.pruning import DEFAULT_PRUNER, check_pruner, max_iterations, report_interval
 from mlscale.tune.recovery import recover, register_invocation
 from mlscale.tune.samplers import check_sampler
 from mlscale.tune.space import Space, default_space, load_space
@@ -101,7 +101,7 @@ def tune(
     parallel: int = 1,
     timeout: float | None = None,
     sampler: str = "tpe",
-    pruner: str = "median",
+    pruner: str = DEFAULT_PRUNER,
     space: str | os.PathLike[str] | Space | None = None,
     study: str | None = None,
     metric: str | None = None,
