@@ -9,6 +9,7 @@ import numpy as np
 
 from mlscale.errors import UserError
 from mlscale.models.base import BaseModel, IterationCallback, TrainSet
+from mlscale.models.lightgbm_single_row import SingleRowPredictor
 from mlscale.models.params import Param
 
 _OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
@@ -205,10 +206,25 @@ class LightGBMModel(BaseModel):
         return self._predict(X, threads=1)
 
     def _predict(self, X: np.ndarray, *, threads: int) -> np.ndarray:
-        out = self.booster_.predict(X, num_threads=threads)
+        out = self._single_row(X) if len(X) == 1 else None
+        if out is None:
+            out = self.booster_.predict(X, num_threads=threads)
         if self.task == "binary":
             return np.column_stack([1.0 - out, out])
         return np.asarray(out)
+
+    def _single_row(self, X: np.ndarray) -> np.ndarray | None:
+        """One row through LightGBM's fast single-row API (None: busy in another thread)."""
+        fast = self.__dict__.get("_fast")
+        if fast is None or fast.booster is not self.booster_:  # first call, or refitted since
+            fast = self._fast = SingleRowPredictor(self.booster_)
+        out = fast.predict(X[0])
+        if out is None or self.task != "multiclass":
+            return out
+        return out.reshape(1, -1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fast"}  # ctypes: not picklable
 
     def save(self) -> bytes:
         return self.booster_.model_to_string().encode()
