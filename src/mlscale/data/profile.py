@@ -49,6 +49,7 @@ KLL_K = 200
 HISTOGRAM_BINS = 10
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _CATEGORY_PROBE_ROWS = 65_536
+_COUNT_SPAN = 1 << 20  # widest range of whole numbers counted with np.bincount (8 MiB of counts)
 
 
 def column_kind(type_: str) -> str:
@@ -85,6 +86,38 @@ def bin_index(values: np.ndarray, cuts: list[float]) -> np.ndarray:
 
 
 # --- numeric and timestamp columns ---
+
+
+def exact_counts(x: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """``np.unique(x, return_counts=True)`` when ``x`` (no NaN, within ``[lo, hi]``) has at most
+    ``EXACT_VALUES`` distinct values (or too few values to tell), else None.
+
+    Without a sort, which was most of an ingest's profiling time: whole numbers in a narrow span
+    (ages, counts, codes) are counted by position, other values by Arrow's hash table.
+
+    >>> exact_counts(np.array([3.0, 1.0, 3.0, -0.0]), -0.0, 3.0)
+    (array([0., 1., 3.]), array([1, 1, 2]))
+    >>> exact_counts(np.array([2e15, -0.0, 0.5, 2e15, 0.0]), -0.0, 2e15)
+    (array([0.e+00, 5.e-01, 2.e+15]), array([2, 1, 2]))
+    >>> exact_counts(np.arange(3 * EXACT_VALUES) / 7, 0.0, 3 * EXACT_VALUES / 7) is None
+    True
+    """
+    if hi - lo <= _COUNT_SPAN:
+        offsets = x - lo
+        whole = offsets.astype(np.int64)
+        if np.array_equal(whole, offsets):
+            counts = np.bincount(whole)
+            present = np.flatnonzero(counts)
+            return present + lo, counts[present]
+    values = pa.array(x + 0.0)  # -0.0 becomes 0.0: one value, as np.unique has it
+    # A head of twice the limit tells a high-cardinality column early, before counting it all.
+    head = values[: 2 * EXACT_VALUES]
+    if len(head) > EXACT_VALUES and pc.count_distinct(head).as_py() > EXACT_VALUES:
+        return None
+    found = pc.value_counts(values)
+    distinct = np.asarray(found.field("values"))
+    order = np.argsort(distinct)
+    return distinct[order], np.asarray(found.field("counts"), dtype=np.int64)[order]
 
 
 def _merge_counts(
@@ -133,14 +166,12 @@ class _Numeric:
         if not len(x):
             return
         mean = float(x.mean())
-        self._add_moments(len(x), mean, float(np.square(x - mean).sum()), x.min(), x.max())
+        lo, hi = float(x.min()), float(x.max())
+        self._add_moments(len(x), mean, float(np.square(x - mean).sum()), lo, hi)
         if self.kll is None:
-            # A head of twice the limit tells a high-cardinality column early, before a full sort.
-            head = x[: 2 * EXACT_VALUES]
-            if len(head) <= EXACT_VALUES or len(np.unique(head)) <= EXACT_VALUES:
-                unique, counts = np.unique(x, return_counts=True)
-                if self._add_counts(unique, counts):
-                    return
+            counted = exact_counts(x, lo, hi)
+            if counted is not None and self._add_counts(*counted):
+                return
             self._to_sketch()
         self._sketch().update(x if x.flags.writeable else x.copy())
         self.distinct.update_floats(x)
