@@ -16,6 +16,27 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
 _DONE = object()
 
 
+def repeated_value_columns(table: pa.Table | pa.RecordBatch) -> list[str]:
+    """The columns worth dictionary encoding: non-float columns whose values repeat (at most one
+    distinct value per two rows in ``table``, a first batch standing for the rest).
+
+    Dictionary encoding hashes every value, and for mostly distinct values (floats, ids) gives
+    up once the dictionary page is full and writes them plain: wasted work and a larger file.
+    """
+    chosen = []
+    for field in table.schema:
+        if pa.types.is_floating(field.type) or pa.types.is_null(field.type):
+            continue
+        try:
+            distinct = pc.count_distinct(table.column(field.name)).as_py()
+        except pa.ArrowNotImplementedError:  # nested types: leave them to Arrow's default
+            chosen.append(field.name)
+            continue
+        if distinct <= table.num_rows // 2:
+            chosen.append(field.name)
+    return chosen
+
+
 class PartWriter:
     """Writes batches to ``<prefix>-NNNNN.parquet`` files of at most ``ROWS_PER_PART`` rows.
 
@@ -29,6 +50,7 @@ class PartWriter:
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._part_rows = 0
+        self._dictionary: list[str] | None = None  # chosen from the first batch
         self._error: BaseException | None = None
         self._queue: queue.Queue[object] | None = None
         self._thread: threading.Thread | None = None
@@ -69,13 +91,17 @@ class PartWriter:
                     self._error = exc
 
     def _write_now(self, batch: pa.RecordBatch | pa.Table) -> None:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         if self._writer is None or self._part_rows >= ROWS_PER_PART:
             self._close_part()
             path = self.folder / f"{self.prefix}-{len(self.paths):05d}.parquet"
-            self._writer = pq.ParquetWriter(path, self.schema, **PARQUET_OPTIONS)
+            if self._dictionary is None:
+                self._dictionary = repeated_value_columns(table)
+            self._writer = pq.ParquetWriter(
+                path, self.schema, use_dictionary=self._dictionary, **PARQUET_OPTIONS
+            )
             self.paths.append(path)
             self._part_rows = 0
-        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
         self._part_rows += table.num_rows
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlscale.data.overlap import WriteBehind, read_ahead
 from mlscale.data.pipeline import Pipeline, ValidatedBatch
 from mlscale.data.schema import BOOL, FLOAT, INT, STRING
 from mlscale.data.sources.duck import FileSource, open_file
+from mlscale.data.writer import repeated_value_columns
 from mlscale.errors import DataError, UserError
 from mlscale.models.batch_workers import VersionRef, in_order, scored_in_workers
 from mlscale.models.predictor import Predictor
@@ -190,16 +190,11 @@ class _ParquetSink:
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
-            # Dictionary encoding costs a hash of every value and pays only for repeated values:
-            # chosen per column from the first batch (floats and ids are nearly all distinct).
-            dictionary = [
-                f.name
-                for f in table.schema
-                if not pa.types.is_floating(f.type)
-                and pc.count_distinct(table[f.name]).as_py() <= table.num_rows // 2
-            ]
             self.writer = pq.ParquetWriter(
-                self.path, table.schema, compression="zstd", use_dictionary=dictionary
+                self.path,
+                table.schema,
+                compression="zstd",
+                use_dictionary=repeated_value_columns(table),
             )
         self.writer.write_table(table)
 
