@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from datasketches import cpc_sketch, cpc_union, kll_doubles_sketch
 
 CPC_LG_K = 11
+_COUPONS = 1 << (CPC_LG_K + 6)  # 2**lg_k rows x 64 columns
 
 # --- MurmurHash3_x64_128 with DataSketches' seed, vectorised, to find each value's CPC coupon ---
 
@@ -124,12 +125,17 @@ def _leading_zeros(x: np.ndarray) -> np.ndarray:
     return zeros
 
 
-def _one_per_coupon(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-    """Positions of one value per distinct CPC coupon (row, column), in stream order."""
+def _one_per_coupon(h1: np.ndarray, h2: np.ndarray, fed: np.ndarray) -> np.ndarray:
+    """Positions of one value per distinct CPC coupon (row, column), in stream order, leaving
+    out coupons already ``fed`` to the sketch (a flag per coupon, updated here)."""
     row = (h1 & np.uint64((1 << CPC_LG_K) - 1)).astype(np.int64)
     coupon = (row << 6) | np.minimum(_leading_zeros(h2), 63)
-    first = np.full(1 << (CPC_LG_K + 6), -1, dtype=np.int64)
+    first = np.full(_COUPONS, -1, dtype=np.int64)
     first[coupon] = np.arange(len(coupon))  # any position per coupon will do
+    # A sketch's state is its set of coupons: feeding one again changes nothing. Past the first
+    # batches nearly every coupon of a column has been seen, and feeding was the slow part.
+    first[fed] = -1
+    fed |= first >= 0
     # Stream order, not coupon order: the sketch's hash table degrades on sorted coupons.
     return np.sort(first[first >= 0])
 
@@ -139,10 +145,12 @@ class DistinctCounter:
 
     def __init__(self, sketch: cpc_sketch | None = None) -> None:
         self.sketch = sketch if sketch is not None else cpc_sketch(CPC_LG_K)
+        # Coupons this counter has fed its sketch (not those merged in from other sketches).
+        self._fed = np.zeros(_COUPONS, dtype=bool)
 
     def update_floats(self, x: np.ndarray) -> None:
         if len(x):
-            self._add(x[_one_per_coupon(*_murmur_doubles(x))].tolist())
+            self._add(x[_one_per_coupon(*_murmur_doubles(x), self._fed)].tolist())
 
     def update_strings(self, values: pa.Array | pa.ChunkedArray) -> None:
         chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
@@ -157,11 +165,13 @@ class DistinctCounter:
                 h1, h2, rows = h1[filled], h2[filled], filled
             else:
                 rows = None
-            picks = _one_per_coupon(h1, h2)
+            picks = _one_per_coupon(h1, h2, self._fed)
             items += chunk.take(picks if rows is None else rows[picks]).to_pylist()
         self._add(items)
 
     def _add(self, items: list[Any]) -> None:
+        if not items:
+            return
         batch = cpc_sketch(CPC_LG_K)
         for item in items:
             batch.update(item)
