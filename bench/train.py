@@ -322,6 +322,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="overhead measurements (median)")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-tuning", action="store_true")
     parser.add_argument("--only", help="tuning contenders to run, separated by semicolons")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -352,6 +353,8 @@ def main() -> None:
             )
         print(f"  holdout AUC {over['auc']}", flush=True)
 
+    if args.skip_tuning:
+        return
     rows = tuning_rows(ws, ref)
     space = parse_space(BENCH_SPACE, "lightgbm", LightGBMModel)
     print(f"\ntuning: {len(rows[1]):,} fit rows, {len(rows[3]):,} validation rows, "
