@@ -31,8 +31,12 @@ def test_the_loop_on_the_cli(project: Path, fresh_csv: Path, shifted_csv: Path) 
     assert shown.returncode == 0 and "lineage: dataset loans@1 -> run" in shown.stdout
 
     out = project / "scored.parquet"
-    scored = run_cli(project, "predict", "loans@production", str(fresh_csv), "-o", str(out))
+    scored = run_cli(
+        project, "predict", "loans@production", str(fresh_csv), "-o", str(out),
+        "--compression", "zstd",
+    )  # fmt: skip
     assert scored.returncode == 0, scored.stderr
+    assert pq.ParquetFile(out).metadata.row_group(0).column(0).compression == "ZSTD"
     table = pq.read_table(out)
     assert table.num_rows == 2_000 and {"prediction", "proba_0", "proba_1"} <= set(
         table.column_names

@@ -63,3 +63,23 @@ def test_workers_must_be_positive(trained_ws: Workspace, tmp_path: Path) -> None
     pq.write_table(generate_loans(10, seed=1, label=False), tmp_path / "in.parquet")
     with pytest.raises(Exception, match="workers must be at least 1"):
         trained_ws.predict("loans@production", tmp_path / "in.parquet", tmp_path / "o", workers=0)
+
+
+def test_the_output_codec_is_snappy_unless_asked(trained_ws: Workspace, tmp_path: Path) -> None:
+    from mlscale.cli.commands import COMPRESSIONS
+
+    assert COMPRESSIONS == batch.COMPRESSIONS  # the CLI's literal copy
+    table = generate_loans(300, seed=2, label=False)
+    pq.write_table(table, tmp_path / "in.parquet")
+    codecs = {}
+    for asked in (None, "zstd"):
+        out = tmp_path / f"out-{asked}.parquet"
+        options = {} if asked is None else {"compression": asked}
+        trained_ws.predict("loans@production", tmp_path / "in.parquet", out, **options)
+        codecs[asked] = pq.ParquetFile(out).metadata.row_group(0).column(0).compression
+    assert codecs == {None: "SNAPPY", "zstd": "ZSTD"}
+    with pytest.raises(Exception, match="unknown compression 'gzipp'; expected one of snappy"):
+        trained_ws.predict(
+            "loans@production", tmp_path / "in.parquet", tmp_path / "o", compression="gzipp"
+        )
+    assert not (tmp_path / "o").exists()

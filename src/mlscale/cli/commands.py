@@ -10,6 +10,10 @@ from mlscale.cli.output import console, print_json, progress, table
 from mlscale.compute import BACKENDS
 from mlscale.workspace import Workspace
 
+# A literal copy of mlscale.models.batch.COMPRESSIONS, so that `mlscale --help` does not import
+# pyarrow; a test keeps the two in step.
+COMPRESSIONS = ("snappy", "zstd", "lz4", "none")
+
 
 def _ws(ctx: click.Context) -> Workspace:
     return Workspace.open(ctx.obj.get("workspace"))
@@ -114,6 +118,13 @@ def serve(
     type=click.IntRange(min=1),
     help="Processes predicting in parallel (local; default 1) or Ray actors (ray).",
 )
+@click.option(
+    "--compression",
+    type=click.Choice(COMPRESSIONS),
+    default=COMPRESSIONS[0],
+    show_default=True,
+    help="The output's Parquet codec (zstd: ~30% smaller, a little slower).",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -123,6 +134,7 @@ def predict(
     backend: str,
     address: str | None,
     workers: int | None,
+    compression: str,
 ) -> None:
     """Score INPUT (CSV or Parquet) with MODEL into OUTPUT (Parquet), in batches."""
     ws = _ws(ctx)
@@ -134,6 +146,7 @@ def predict(
             output,
             backend=backend,
             address=address,
+            compression=compression,
             on_progress=update,
             **options,
         )

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from mlscale.compute.ray_errors import mlscale_cause
 from mlscale.errors import DataError, MlscaleError, UserError
+from mlscale.models.batch import DEFAULT_COMPRESSION, check_compression
 
 if TYPE_CHECKING:
     from mlscale.config import Config
@@ -54,6 +55,7 @@ def predict_file_ray(
     address: str | None = None,
     workers: int | None = None,
     batch_rows: int = BATCH_ROWS,
+    compression: str = DEFAULT_COMPRESSION,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``source_path`` with ``version`` on Ray into ``output`` (Parquet).
@@ -64,6 +66,7 @@ def predict_file_ray(
     from mlscale.compute.ray import connect
     from mlscale.data.sources.duck import open_file
 
+    check_compression(compression)
     source = open_file(source_path)
     if source.format not in ("csv", "parquet"):
         raise UserError(
@@ -85,7 +88,7 @@ def predict_file_ray(
                     if table.num_rows == 0:
                         continue
                     if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                        writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
                     writer.write_table(table)
                     rows += table.num_rows
                     if on_progress:

@@ -25,6 +25,17 @@ from mlscale.models.predictor import Predictor
 
 #: Rows per scored batch: small enough that reading, predicting and writing overlap well.
 SCORE_BATCH_ROWS = 65_536
+#: Codecs a scored file can be written with. Snappy by default, as pyarrow and Spark write
+#: Parquet: scoring a file is write-once, read-soon work, and zstd's ~30% smaller output cost
+#: ~4% of the scoring throughput (the writer re-encodes every input column).
+COMPRESSIONS = ("snappy", "zstd", "lz4", "none")
+DEFAULT_COMPRESSION = COMPRESSIONS[0]
+
+
+def check_compression(name: str) -> str:
+    if name not in COMPRESSIONS:
+        raise UserError(f"unknown compression {name!r}; expected one of {', '.join(COMPRESSIONS)}")
+    return name
 
 
 def prediction_columns(
@@ -51,25 +62,28 @@ def predict_file(
     *,
     workers: int = 1,
     version: VersionRef | None = None,
+    compression: str = DEFAULT_COMPRESSION,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``source_path`` into ``output`` (Parquet): the input's columns plus predictions.
 
     Reading, predicting and writing overlap: the next batch is read and the previous one
     compressed and written while a batch is predicted. ``workers`` > 1 predicts in that many
-    processes, each loading ``version`` (the same model version as ``predictor``). The output
+    processes, each loading ``version`` (the same model version as ``predictor``);
+    ``compression`` is the output's Parquet codec (:data:`COMPRESSIONS`). The output
     appears only when complete (written to a temporary name, then renamed). Rows whose feature
     values cannot be read fail the run with the row and column named.
     """
     if workers < 1:
         raise UserError(f"workers must be at least 1, got {workers}")
+    check_compression(compression)
     if workers > 1 and version is None:
         raise UserError("scoring in worker processes needs the model version to load")
     source = open_file(source_path)
     features = {f.name: f.type for f in predictor.signature.features}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
-    sink = _ParquetSink(tmp)
+    sink = _ParquetSink(tmp, compression)
     rows = 0
     try:
         with contextlib.ExitStack() as stack:
@@ -181,10 +195,10 @@ def _valid_tables(batches: Iterable[ValidatedBatch], source_path: Path) -> Itera
 
 
 class _ParquetSink:
-    """A zstd Parquet file opened with the first table's schema."""
+    """A Parquet file opened with the first table's schema."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, compression: str) -> None:
+        self.path, self.compression = path, compression
         self.writer: pq.ParquetWriter | None = None
         self._closed = False
 
@@ -193,7 +207,7 @@ class _ParquetSink:
             self.writer = pq.ParquetWriter(
                 self.path,
                 table.schema,
-                compression="zstd",
+                compression=self.compression,
                 use_dictionary=repeated_value_columns(table),
             )
         self.writer.write_table(table)
