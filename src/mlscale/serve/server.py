@@ -48,11 +48,12 @@ def app_from_env() -> Starlette:
     options["rules"] = parse_rules(options.pop("canaries", []), options.pop("shadows", []))
     ws = Workspace.open(os.environ[ENV_ROOT])
     app = create_app(ServedModels(ws, json.loads(os.environ.get(ENV_REFS, "[]"))), **options)
-    _freeze_heap()
+    _settle_for_serving()
     return app
 
 
-def _freeze_heap() -> None:
+def _settle_for_serving() -> None:
+    """Process settings for a long-running, latency-bound server, once everything is loaded."""
     # Everything loaded by now (libraries, models) lives as long as the server: keep it out of
     # the cyclic collector, whose full passes over it were stalls of ~100 ms under load.
     gc.collect()
@@ -133,7 +134,7 @@ def serve(
             rules=rules,
             require_token=require_token,
         )
-        _freeze_heap()
+        _settle_for_serving()
         uvicorn.run(app, **options)
         return
     os.environ[ENV_ROOT] = str(ws.root)
