@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlscale.compute.ray_errors import mlscale_cause
+from mlscale.data.writer import repeated_value_columns
 from mlscale.errors import DataError, MlscaleError, UserError
 from mlscale.models.batch import DEFAULT_COMPRESSION, check_compression
 
@@ -88,7 +89,12 @@ def predict_file_ray(
                     if table.num_rows == 0:
                         continue
                     if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
+                        writer = pq.ParquetWriter(
+                            tmp,
+                            table.schema,
+                            compression=compression,
+                            use_dictionary=repeated_value_columns(table),
+                        )
                     writer.write_table(table)
                     rows += table.num_rows
                     if on_progress:
