@@ -305,9 +305,10 @@ def numeric_reference(
         )
     xs = np.sort(x)
     lo, hi = float(xs[0]), float(xs[-1])
-    distinct = np.unique(xs[: min(len(xs), 1 << 20)]) if len(xs) else xs
-    if len(distinct) <= DISCRETE_VALUES and len(np.unique(xs)) <= DISCRETE_VALUES:
-        edges = fine = np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], np.unique(xs)]))
+    # Sorted, a value is new where it differs from the one before: no second sort to count them.
+    new_value = np.concatenate([[True], xs[1:] != xs[:-1]])
+    if np.count_nonzero(new_value) <= DISCRETE_VALUES:
+        edges = fine = np.unique(np.concatenate([[np.nextafter(lo, -np.inf)], xs[new_value]]))
     else:
         edges = _edges(lo, hi, np.quantile(xs, np.arange(1, NUMERIC_BINS) / NUMERIC_BINS))
         fine = np.union1d(edges, np.quantile(xs, np.arange(1, FINE_BINS) / FINE_BINS))

@@ -98,7 +98,8 @@ def roc_curves(
         out.append(
             {
                 "class": labels[k],
-                "auc": _round(metrics.roc_auc_score(positive, proba[:, k])),
+                # roc_auc_score is this area: taken from the curve, the rows are sorted once.
+                "auc": _round(metrics.auc(fpr, tpr)),
                 "fpr": _rounded(fpr[keep]),
                 "tpr": _rounded(tpr[keep]),
             }
@@ -117,13 +118,18 @@ def pr_curves(
         out.append(
             {
                 "class": labels[k],
-                "average_precision": _round(metrics.average_precision_score(positive, proba[:, k])),
+                "average_precision": _round(_average_precision(precision, recall)),
                 "prevalence": _round(positive.mean()),
                 "recall": _rounded(recall[keep]),
                 "precision": _rounded(precision[keep]),
             }
         )
     return out
+
+
+def _average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
+    """``average_precision_score`` from the curve it is computed on: the step integral."""
+    return max(0.0, float(-np.sum(np.diff(recall) * precision[:-1])))
 
 
 def calibration(task: str, y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,13 +35,52 @@ def can_stratify(y: np.ndarray, parts: int = 2) -> bool:
 
 
 def holdout_split(y: np.ndarray, *, test_size: float, seed: int, stratify: bool) -> Split:
-    """A random holdout of ``test_size`` of the rows, stratified by class when asked and possible."""
-    from sklearn.model_selection import train_test_split  # heavy: imported when used
+    """A random holdout of ``test_size`` of the rows, stratified by class when asked and possible.
 
-    rows = np.arange(len(y))
-    labels = y if stratify and can_stratify(y) else None
-    train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
-    return Split(np.sort(train), np.sort(test))
+    The rows are exactly those of scikit-learn's ``train_test_split`` with the same seed (a test
+    holds it to that), drawn with numpy alone: scikit-learn gathers each class's row numbers in
+    Python lists, which took ~0.1 s of a 3 s fit at 300k rows.
+    """
+    n_rows = len(y)
+    n_test = math.ceil(test_size * n_rows)
+    n_train = n_rows - n_test
+    if n_test < 1 or n_train < 1:
+        raise UserError(
+            f"a holdout of {test_size} of {n_rows} rows leaves one side empty; "
+            "use more rows or another test size"
+        )
+    rng = np.random.RandomState(seed)
+    counts = np.bincount(y) if stratify and can_stratify(y) else np.array([], dtype=np.int64)
+    if not 0 < len(counts) <= min(n_train, n_test):
+        shuffled = rng.permutation(n_rows)
+        return Split(np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test]))
+    train_per_class = _approximate_mode(counts, n_train, rng)
+    test_per_class = _approximate_mode(counts - train_per_class, n_test, rng)
+    by_class = np.split(np.argsort(y, kind="stable"), np.cumsum(counts)[:-1])
+    train, test = [], []
+    for rows, n_fit, n_held in zip(by_class, train_per_class, test_per_class, strict=True):
+        rows = rows[rng.permutation(len(rows))]
+        train.append(rows[:n_fit])
+        test.append(rows[n_fit : n_fit + n_held])
+    # scikit-learn shuffles each side once more; sorted, the order does not matter.
+    return Split(np.sort(np.concatenate(train)), np.sort(np.concatenate(test)))
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of ``draws`` rows each class gives: its share rounded down, the rest to the
+    classes with the largest remainders, ties broken at random (scikit-learn's rule)."""
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    remainder = continuous - floored
+    for value in np.unique(remainder)[::-1]:
+        if need <= 0:
+            break
+        (tied,) = np.where(remainder == value)
+        take = min(len(tied), need)
+        floored[rng.choice(tied, size=take, replace=False)] += 1
+        need -= take
+    return floored.astype(np.int64)
 
 
 def kfold_splits(y: np.ndarray, *, folds: int, seed: int, stratify: bool) -> list[Split]:
