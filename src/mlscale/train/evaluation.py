@@ -80,7 +80,9 @@ def evaluation_details(
 # -- classifiers ------------------------------------------------------------------------------
 def confusion(y: np.ndarray, proba: np.ndarray, labels: list[Any]) -> dict[str, Any]:
     """Counts of actual class (rows) by predicted class (columns, the most probable one)."""
-    matrix = metrics.confusion_matrix(y, proba.argmax(axis=1), labels=range(len(labels)))
+    k = len(labels)
+    pairs = y.astype(np.int64) * k + proba.argmax(axis=1)
+    matrix = np.bincount(pairs, minlength=k * k).reshape(k, k)
     return {"labels": labels, "matrix": matrix.tolist()}
 
 

@@ -24,7 +24,9 @@ def evaluate(task: str, y: np.ndarray, predicted: np.ndarray) -> dict[str, float
     }
     if len(np.unique(y)) == predicted.shape[1]:  # AUC is undefined when the holdout lacks a class
         if task == "binary":
-            out["auc"] = float(metrics.roc_auc_score(y, predicted[:, 1]))
+            # roc_auc_score's own computation, without its checks of the labels (~6 ms).
+            fpr, tpr, _ = metrics.roc_curve(y, predicted[:, 1])
+            out["auc"] = float(metrics.auc(fpr, tpr))
         else:
             out["auc"] = float(
                 metrics.roc_auc_score(y, predicted, multi_class="ovr", labels=labels)

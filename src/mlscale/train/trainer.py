@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from mlscale.workspace import Workspace
 
 REFERENCE_ROWS = 100_000
-CURVE_ROWS = 20_000
+#: Holdout rows the per-iteration loss curve is tracked on. LightGBM scores every new tree on them
+#: (at 20k rows that was ~6% of a 200-round fit, counted in instructions); 10k rows put the curve's
+#: sampling error near 0.005 in log loss, well under the drop a curve shows.
+CURVE_ROWS = 10_000
 
 #: Told of training progress: (iteration, planned iterations or None, that iteration's metrics).
 ProgressCallback = Callable[[int, int | None, dict[str, float]], None]
@@ -403,9 +406,8 @@ def _fit(
         return False
 
     X, y = prepared.X, prepared.y
-    # The per-iteration curve is tracked on at most CURVE_ROWS holdout rows: scoring every
-    # round on the whole holdout costs a large share of the fit, and the curve needs no more.
-    # The metrics are computed on the whole holdout afterwards.
+    # The per-iteration curve is tracked on at most CURVE_ROWS holdout rows; the metrics are
+    # computed on the whole holdout afterwards.
     curve_rows = split.test
     if len(curve_rows) > CURVE_ROWS:
         pick = np.random.default_rng(seed).choice(len(curve_rows), CURVE_ROWS, replace=False)
