@@ -4,7 +4,13 @@ from pathlib import Path
 import pytest
 
 import mlscale
-from mlscale import ConfigError, MissingDependencyError, Workspace, WorkspaceNotFoundError
+from mlscale import (
+    ConfigError,
+    MissingDependencyError,
+    UserError,
+    Workspace,
+    WorkspaceNotFoundError,
+)
 from mlscale._lazy import require
 from mlscale.quickstart.loans import write_loans_csv
 
@@ -47,6 +53,44 @@ def test_config_file_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (tmp_path / "mlscale.toml").write_text("[store\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         Workspace.open(tmp_path)
+
+
+def test_compute_settings_from_the_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = Workspace.init(tmp_path)
+    assert (ws.config.backend, ws.config.ray_address) == ("local", None)
+    config = tmp_path / "mlscale.toml"
+    config.write_text('[compute]\nbackend = "ray"\nray_address = "10.0.0.5:6379"\n')
+    assert Workspace.open(tmp_path).config.backend == "ray"
+    assert Workspace.open(tmp_path).config.ray_address == "10.0.0.5:6379"
+    monkeypatch.setenv("MLSCALE_BACKEND", "local")
+    monkeypatch.setenv("MLSCALE_RAY_ADDRESS", "10.0.0.6:6379")
+    assert Workspace.open(tmp_path).config.backend == "local"
+    assert Workspace.open(tmp_path).config.ray_address == "10.0.0.6:6379"
+    monkeypatch.setenv("MLSCALE_BACKEND", "spark")
+    with pytest.raises(ConfigError, match="MLSCALE_BACKEND is 'spark'; expected one of local, ray"):
+        Workspace.open(tmp_path)
+    monkeypatch.delenv("MLSCALE_BACKEND")
+    config.write_text('[compute]\nbackend = "dask"\n')
+    with pytest.raises(ConfigError, match=r"mlscale.toml: \[compute\] backend is 'dask'"):
+        Workspace.open(tmp_path)
+
+
+def test_the_configured_backend_is_used_where_no_backend_is_given(
+    tmp_path: Path, loans_csv: Path
+) -> None:
+    """The workspace's backend reaches train, tune and predict; an explicit one wins."""
+    ws = Workspace.init(tmp_path)
+    (tmp_path / "mlscale.toml").write_text('[compute]\nbackend = "ray"\nray_address = "x:1"\n')
+    ws = Workspace.open(tmp_path)
+    assert ws._compute({}) == {"backend": "ray", "address": "x:1"}
+    assert ws._compute({"backend": None, "address": "y:2"}) == {"backend": "ray", "address": "y:2"}
+    assert ws._compute({"backend": "local"}) == {"backend": "local"}
+    ws.ingest(loans_csv, name="loans")
+    with pytest.raises(UserError, match="model 'logistic' does not train on Ray"):
+        ws.train("loans@1", target="default", model="logistic")
+    assert ws.train("loans@1", target="default", model="logistic", backend="local").model
 
 
 @pytest.mark.postgres

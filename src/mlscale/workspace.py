@@ -115,7 +115,7 @@ class Workspace:
         """Fit a model on ``dataset`` (``name@version``), evaluate it and register a version."""
         from mlscale.train.trainer import train
 
-        return train(self, Ref.parse(dataset), target=target, **options)
+        return train(self, Ref.parse(dataset), target=target, **self._compute(options))
 
     def run(self, id_or_prefix: str) -> Run:
         """The run with this id, or the one run whose id starts with it (like a git commit)."""
@@ -138,7 +138,7 @@ class Workspace:
         """
         from mlscale.tune.tuner import tune
 
-        return tune(self, Ref.parse(dataset), target=target, **options)
+        return tune(self, Ref.parse(dataset), target=target, **self._compute(options))
 
     def model(self, ref: str) -> ModelVersion:
         return self.metadata.get_model_version(Ref.parse(ref))
@@ -201,7 +201,7 @@ class Workspace:
         source: str | os.PathLike[str],
         output: str | os.PathLike[str],
         *,
-        backend: str = "local",
+        backend: str | None = None,
         address: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
@@ -214,6 +214,8 @@ class Workspace:
         """
         from mlscale.compute import check_backend
 
+        where = self._compute({"backend": backend, "address": address})
+        backend, address = where["backend"], where["address"]
         if check_backend(backend, address) == "ray":
             from mlscale.compute.ray import predict_file_ray
 
@@ -230,6 +232,15 @@ class Workspace:
         return predict_file(
             Predictor.load(self, version), Path(source), Path(output), version=exact, **options
         )
+
+    def _compute(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with ``backend`` and the Ray ``address`` taken from the workspace's
+        configuration (``[compute]``, ``$MLSCALE_BACKEND``) where the caller gave none."""
+        if options.get("backend") is None:
+            options = options | {"backend": self.config.backend}
+        if options["backend"] == "ray" and options.get("address") is None:
+            options = options | {"address": self.config.ray_address}
+        return options
 
     def drift(self, ref: str, source: str | os.PathLike[str]) -> DriftReport:
         """Per-feature drift of a file against the model version's training profile."""

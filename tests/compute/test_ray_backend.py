@@ -179,11 +179,15 @@ def test_ray_data_scoring_refuses_a_bad_value_and_writes_nothing(
 def test_predict_cli_on_a_running_cluster(
     ray_address: str, trained_ws: Workspace, fresh_csv: Path, tmp_path: Path
 ) -> None:
-    """``mlscale predict --backend ray --address``: another driver joins the session's cluster."""
+    """``mlscale predict`` in a workspace configured for Ray (``[compute]`` in mlscale.toml):
+    another driver joins the session's cluster; ``--backend ray --address`` does the same."""
+    config = trained_ws.root / "mlscale.toml"
+    settings = f'[compute]\nbackend = "ray"\nray_address = "{ray_address}"\n'
+    config.write_text(config.read_text().replace("[compute]\n", settings))
     out = tmp_path / "scored.parquet"
     result = _cli(
         tmp_path, "--workspace", str(trained_ws.root), "predict", "loans@production",
-        str(fresh_csv), "-o", str(out), "--backend", "ray", "--address", ray_address,
+        str(fresh_csv), "-o", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "scored 2,000 rows with loans@1" in result.stdout

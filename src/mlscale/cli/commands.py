@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from mlscale.cli.compute_options import address_option, backend_option
 from mlscale.cli.output import console, print_json, progress, table
-from mlscale.compute import BACKENDS
 from mlscale.workspace import Workspace
 
 # A literal copy of mlscale.models.batch.COMPRESSIONS, so that `mlscale --help` does not import
@@ -103,16 +103,8 @@ def serve(
 @click.argument("model")
 @click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="local",
-    show_default=True,
-    help="ray: score on Ray Data (same output).",
-)
-@click.option(
-    "--address", help="Ray cluster address, e.g. 127.0.0.1:6379 (default: start Ray here)."
-)
+@backend_option("score on Ray Data (same output)")
+@address_option
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -131,7 +123,7 @@ def predict(
     model: str,
     input_file: Path,
     output: Path,
-    backend: str,
+    backend: str | None,
     address: str | None,
     workers: int | None,
     compression: str,

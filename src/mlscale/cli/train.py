@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
+from mlscale.cli.compute_options import address_option, backend_option
 from mlscale.cli.output import console, print_json, progress, table
-from mlscale.compute import BACKENDS
 from mlscale.errors import UserError
 from mlscale.models.base import ADAPTERS
 from mlscale.train.splits import SPLITS
@@ -66,16 +66,8 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     help="Stream the dataset instead of loading it (lightgbm, xgboost, logistic, linear).",
 )
 @click.option("--seed", default=42, show_default=True)
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="local",
-    show_default=True,
-    help="ray: fit lightgbm or xgboost data-parallel with Ray Train.",
-)
-@click.option(
-    "--address", help="Ray cluster address, e.g. 127.0.0.1:6379 (default: start Ray here)."
-)
+@backend_option("fit lightgbm or xgboost data-parallel with Ray Train")
+@address_option
 @click.option("--workers", default=2, show_default=True, help="Ray Train workers (--backend ray).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -95,7 +87,7 @@ def train(
     init_from: str | None,
     out_of_core: bool,
     seed: int,
-    backend: str,
+    backend: str | None,
     address: str | None,
     workers: int,
     as_json: bool,

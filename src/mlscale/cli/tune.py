@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mlscale.cli.compute_options import address_option, backend_option
 from mlscale.cli.output import console, err_console, print_json, table
-from mlscale.compute import BACKENDS
 from mlscale.models.base import ADAPTERS
 from mlscale.workspace import Workspace
 
@@ -49,8 +49,8 @@ PRUNERS = ("hyperband", "median", "none")
 @click.option("--name", help="Model name to register (default: the dataset's name).")
 @click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), help="Override.")
 @click.option("--exclude", multiple=True, help="A column not to use as a feature (repeatable).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
-@click.option("--address", help="Ray cluster address (--backend ray).")
+@backend_option("run the trials on Ray workers")
+@address_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def tune(
@@ -71,7 +71,7 @@ def tune(
     name: str | None,
     task: str | None,
     exclude: tuple[str, ...],
-    backend: str,
+    backend: str | None,
     address: str | None,
     as_json: bool,
 ) -> None:

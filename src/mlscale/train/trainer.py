@@ -93,7 +93,7 @@ def train(
     """
     compute = _Compute(backend, address, workers, ws.scratch_dir() if backend == "ray" else None)
     if out_of_core and backend != "local":
-        raise UserError("out-of-core training runs locally; leave out --backend ray")
+        raise UserError("out-of-core training runs locally; use --backend local")
     if out_of_core:
         if split != "holdout" or init_from:
             raise UserError("out-of-core training supports --split holdout, without --init-from")
