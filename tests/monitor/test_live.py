@@ -19,7 +19,7 @@ from mlscale.monitor import (
 )
 from mlscale.monitor.windows import log_folder
 from mlscale.quickstart.loans import generate_loans
-from mlscale.serve.predlog import read_log
+from mlscale.serve.predlog_reader import read_log
 
 
 def test_calm_traffic_is_stable_shifted_traffic_drifts(fresh_ws: Workspace) -> None:

@@ -143,7 +143,7 @@ def test_serving_nothing_is_an_error(ws: Workspace) -> None:
 def test_metrics_access_log_and_prediction_log(
     trained_ws: Workspace, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from mlscale.serve.predlog import read_log
+    from mlscale.serve.predlog_reader import read_log
 
     rows = feature_rows(trained_ws, 3)
     with TestClient(create_app(ServedModels(trained_ws))) as client, caplog.at_level("INFO"):

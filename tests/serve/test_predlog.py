@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 
 from mlscale.errors import SchemaError
-from mlscale.serve.predlog import LogStats, PredictionLog, iter_log, read_log
+from mlscale.serve.predlog import PredictionLog
+from mlscale.serve.predlog_reader import LogStats, iter_log, read_log
 
 FEATURES = {"age": [41, 29], "city": ["Oslo", None], "owner": [True, False]}
 OUTPUTS = {"prediction": ["no", "yes"], "proba.no": [0.8, 0.3], "proba.yes": [0.2, 0.7]}

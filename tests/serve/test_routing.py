@@ -7,7 +7,7 @@ from tests.serve.test_app import feature_rows
 from mlscale import UserError, Workspace
 from mlscale.serve.app import create_app
 from mlscale.serve.models import ServedModels
-from mlscale.serve.predlog import read_log
+from mlscale.serve.predlog_reader import read_log
 from mlscale.serve.routing import Rule, parse_rules
 
 

@@ -16,7 +16,7 @@ from mlscale import Workspace
 from mlscale.quickstart.loans import generate_loans
 from mlscale.serve.app import create_app
 from mlscale.serve.models import ServedModels
-from mlscale.serve.predlog import read_log
+from mlscale.serve.predlog_reader import read_log
 from mlscale.serve.v2_binary import encode
 
 KINDS = {"int64": "INT64", "float64": "FP64", "bool": "BOOL", "string": "BYTES"}

@@ -23,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlscale.serve.predlog import OPEN, LogStats, _read_segment, _segment_paths
+from mlscale.serve.predlog import OPEN
+from mlscale.serve.predlog_reader import LogStats, read_segment, segment_paths
 
 MINUTE = 60
 #: Request latency bins in milliseconds: 20 per decade from 10 us to 100 s (about 12 % wide).
@@ -114,7 +115,7 @@ class TrafficIndex:
         horizon = now - self.keep_s
         new = 0
         with self._lock:
-            paths = _segment_paths(self.folder, model) if (self.folder / model).is_dir() else []
+            paths = segment_paths(self.folder, model) if (self.folder / model).is_dir() else []
             for path in paths:
                 segment = path.name.removesuffix(".open")
                 key = (model, segment)
@@ -126,7 +127,7 @@ class TrafficIndex:
                     self._done.add(key)
                     continue
                 stats = LogStats()
-                table = _read_segment(path, stats)
+                table = read_segment(path, stats)
                 if stats.problems:
                     self.problems = [*self.problems, *stats.problems][-5:]
                 if table is None:

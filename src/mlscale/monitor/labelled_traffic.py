@@ -22,7 +22,7 @@ from mlscale.monitor.label_store import open_label_store
 from mlscale.monitor.labels import class_text
 from mlscale.monitor.prediction_index import row_key
 from mlscale.monitor.windows import log_folder
-from mlscale.serve.predlog import read_log
+from mlscale.serve.predlog_reader import read_log
 
 if TYPE_CHECKING:
     from mlscale.store.records import ModelVersion

@@ -27,7 +27,8 @@ from mlscale.errors import MlscaleError, UserError
 from mlscale.monitor.label_store import LabelStore, Segment, open_label_store
 from mlscale.monitor.windows import log_folder
 from mlscale.refs import Ref
-from mlscale.serve.predlog import OPEN, LogStats, _read_segment, _segment_paths
+from mlscale.serve.predlog import OPEN
+from mlscale.serve.predlog_reader import LogStats, read_segment, segment_paths
 
 if TYPE_CHECKING:
     from mlscale.workspace import Workspace
@@ -77,7 +78,7 @@ def update_index(ws: Workspace, model: str | None = None) -> list[IndexResult]:
 
 
 def _update_model(ws: Workspace, store: LabelStore, model: str, result: IndexResult) -> None:
-    paths = _segment_paths(log_folder(ws), model)
+    paths = segment_paths(log_folder(ws), model)
     columns: dict[int, list[str] | None] = {}  # version -> its probability columns
     for path in paths:
         name = path.name.removesuffix(".open")
@@ -87,7 +88,7 @@ def _update_model(ws: Workspace, store: LabelStore, model: str, result: IndexRes
                 continue
             sealed = not path.name.endswith(OPEN)
             stats = LogStats()
-            table = _read_segment(path, stats)
+            table = read_segment(path, stats)
             if table is None:
                 if stats.corrupt:  # a sealed segment that cannot be read: remember, skip it
                     note = f"corrupt log segment skipped: {stats.problems[-1]}"

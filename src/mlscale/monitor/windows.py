@@ -35,7 +35,8 @@ from mlscale.monitor.reference import NumericReference, Reference, load_referenc
 from mlscale.monitor.store import WindowStore, open_store
 from mlscale.monitor.summary import Summarizer, WindowSummary
 from mlscale.refs import Ref
-from mlscale.serve.predlog import OPEN, LogStats, _read_segment, _segment_paths
+from mlscale.serve.predlog import OPEN
+from mlscale.serve.predlog_reader import LogStats, read_segment, segment_paths
 
 if TYPE_CHECKING:
     from mlscale.store.records import ModelVersion
@@ -153,7 +154,7 @@ def _update_model(
             )
     width = store.resolution(model) or DEFAULT_RESOLUTION_S
     versions: dict[int, _Version | str] = {}
-    paths = _segment_paths(folder, model)
+    paths = segment_paths(folder, model)
     for path in paths:
         segment = path.name.removesuffix(".open")
         with store.transaction():  # the cursor is read under the write lock: no double counting
@@ -162,7 +163,7 @@ def _update_model(
                 continue
             sealed = not path.name.endswith(OPEN)
             stats = LogStats()
-            table = _read_segment(path, stats)
+            table = read_segment(path, stats)
             if table is None:
                 if stats.corrupt:  # a sealed segment that cannot be read: remember, skip it
                     note = f"corrupt log segment skipped: {stats.problems[-1]}"
