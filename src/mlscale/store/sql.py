@@ -1,8 +1,8 @@
 """The metadata store on SQLAlchemy: SQLite (WAL) by default, PostgreSQL by URL.
 
-Opening a store runs the Alembic migrations in ``migrations/`` up to head; the tables in
-:mod:`mlscale.store.tables` must agree with them (``tests/store/test_metadata_contract.py``
-compares the two).
+Opening a store runs the Alembic migrations in ``migrations/`` up to head
+(:mod:`mlscale.store.engine`); the tables in :mod:`mlscale.store.tables` must agree with them
+(``tests/store/test_metadata_contract.py`` compares the two).
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as tmp:
@@ -16,23 +16,19 @@ running
 from __future__ import annotations
 
 import hmac
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from itertools import chain
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from uuid import uuid4
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from mlscale._lazy import require
-from mlscale.errors import ConfigError, NotFoundError, UserError
+from mlscale.errors import NotFoundError, UserError
 from mlscale.refs import Ref, check_name
+from mlscale.store.engine import masked, open_engine, writer
 from mlscale.store.metadata import (
     TOKEN_PREFIX,
     BaseMetadataStore,
@@ -57,13 +53,6 @@ R = TypeVar("R")
 # An attempt fails only when a concurrent writer took the same version number, so up to this many
 # concurrent writers on one name all succeed.
 _ATTEMPTS = 10
-_MIGRATIONS = Path(__file__).with_name("migrations")
-# Any fixed number: every process that migrates a PostgreSQL database takes this advisory lock.
-_MIGRATION_LOCK = 0x6D6C7363616C65
-# Alembic's ``context`` is process-global, so one migration at a time per process, whatever the
-# database. Taken before any database lock, so it cannot be part of a lock cycle.
-_MIGRATING = threading.Lock()
-_SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Far above a real secret (47 characters): anything longer is rejected before it is hashed.
 _MAX_SECRET_CHARS = 256
 
@@ -77,27 +66,16 @@ class SqlMetadataStore(BaseMetadataStore):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = _create_engine(url)
-        # On SQLite, writes take the write lock when they begin: see _on_sqlite_begin.
-        self._writer = self._engine.execution_options(mlscale_write=True)
-        try:
-            with _MIGRATING, self._writer.begin() as conn:
-                _migrate(conn)
-        except sa.exc.OperationalError as exc:
-            self._engine.dispose()
-            raise ConfigError(
-                f"cannot open the metadata database {_masked(url)}: {_reason(exc)}"
-            ) from exc
-        except BaseException:
-            self._engine.dispose()
-            raise
+        self._engine = open_engine(url)
+        # On SQLite, writes take the write lock when they begin (see mlscale.store.engine).
+        self._writer = writer(self._engine)
 
     def close(self) -> None:
         """Close the pooled connections."""
         self._engine.dispose()
 
     def __repr__(self) -> str:
-        return f"SqlMetadataStore({_masked(self.url)!r})"
+        return f"SqlMetadataStore({masked(self.url)!r})"
 
     # -- datasets ---------------------------------------------------------------------------
     def add_dataset_version(
@@ -492,56 +470,6 @@ class SqlMetadataStore(BaseMetadataStore):
         raise NotFoundError(f"no run with id {run_id!r} ({found})")
 
 
-# -- engine ---------------------------------------------------------------------------------
-def _create_engine(url: str) -> Engine:
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"invalid metadata database URL {url!r}: {exc}") from exc
-    if parsed.drivername in ("postgresql", "postgresql+psycopg"):
-        require("psycopg", extra="postgres")
-        parsed = parsed.set(drivername="postgresql+psycopg")
-        return sa.create_engine(parsed, connect_args={"connect_timeout": 5})
-    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
-        engine = sa.create_engine(parsed)
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
-        sa.event.listen(engine, "begin", _on_sqlite_begin)
-        return engine
-    raise ConfigError(
-        f"unsupported metadata database URL {_masked(url)}: expected sqlite:///PATH "
-        "or postgresql://USER@HOST/DATABASE"
-    )
-
-
-def _on_sqlite_connect(dbapi_conn: Any, _: Any) -> None:
-    # Leave BEGIN to _on_sqlite_begin: the driver's own transaction handling makes DDL
-    # non-transactional and cannot take the write lock up front.
-    dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
-
-
-def _on_sqlite_begin(conn: Connection) -> None:
-    # A deferred transaction that reads and then writes fails at once ("database is locked") when
-    # another writer committed in between; BEGIN IMMEDIATE waits its turn (busy_timeout) instead.
-    write = conn.get_execution_options().get("mlscale_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _migrate(conn: Connection) -> None:
-    """Upgrade the schema to head inside the caller's transaction, one process at a time."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-    # On SQLite the caller's BEGIN IMMEDIATE already serializes migrations.
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    config.attributes["connection"] = conn
-    command.upgrade(config, "head")
-
-
 # -- queries --------------------------------------------------------------------------------
 def _next_version(conn: Connection, t: sa.Table, name: str) -> int:
     return (conn.scalar(sa.select(sa.func.max(t.c.version)).where(t.c.name == name)) or 0) + 1
@@ -602,18 +530,6 @@ def _listing(label: str, items: Iterable[object]) -> str:
     if len(shown) > 10:
         shown = [*shown[:10], f"... ({len(shown)} in all)"]
     return f"{label}: {', '.join(shown)}"
-
-
-def _masked(url: str) -> str:
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid URL>"
-
-
-def _reason(exc: sa.exc.DBAPIError) -> str:
-    text = str(exc.orig if exc.orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc.orig).__name__
 
 
 def _now() -> datetime:
